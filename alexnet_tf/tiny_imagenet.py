@@ -1,0 +1,240 @@
+"""The on-disk Tiny ImageNet format, in one place.
+
+Every other module asks this one how the dataset is laid out:
+
+    <root>/wnids.txt                       one wnid per line (the 200 classes)
+    <root>/words.txt                       "<wnid>\t<names>" for all of ImageNet
+    <root>/train/<wnid>/images/*.JPEG      training images
+    <root>/train/<wnid>/<wnid>_boxes.txt   bounding boxes (unused here)
+    <root>/val/images/*.JPEG               validation images, flat ...
+    <root>/val/val_annotations.txt         ... labelled by "<file>\t<wnid>\tx0\ty0\tx1\ty1"
+    <root>/test/images/*.JPEG              unlabelled test images (optional)
+
+It also understands the plain class-per-folder layout (``<root>/<split>/<class>/*.jpg``)
+that ``data_prep reorganise`` and ``data_prep subset`` write, so the same loader works
+on the official layout, on reorganised folders and on any ImageFolder-style dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp")
+SPLITS = ("train", "val", "test")
+
+
+class DataFormatError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and what to do."""
+
+
+def is_image_file(name: str) -> bool:
+    """True for image files; False for junk such as .DS_Store, Thumbs.db or boxes files."""
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def natural_key(name: str):
+    """Sort key that orders "img_2" before "img_10" so "first M images" means what it says."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, in natural order; junk files are ignored."""
+    return sorted((folder / n for n in os.listdir(folder) if is_image_file(n)), key=lambda p: natural_key(p.name))
+
+
+def is_tiny_imagenet(root) -> bool:
+    return (Path(root) / "wnids.txt").is_file()
+
+
+def read_wnids(root) -> list[str]:
+    """The dataset's wnids in file order (the official file is not sorted)."""
+    path = Path(root) / "wnids.txt"
+    if not path.is_file():
+        raise DataFormatError(f"{path} is missing: is {root} an extracted Tiny ImageNet folder?")
+    wnids = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        wnid = line.strip()
+        if not wnid:
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", wnid):
+            raise DataFormatError(f"{path}, line {number}: {line!r} is not a wnid")
+        wnids.append(wnid)
+    if len(set(wnids)) != len(wnids):
+        raise DataFormatError(f"{path} lists a wnid twice")
+    if not wnids:
+        raise DataFormatError(f"{path} is empty")
+    return wnids
+
+
+def read_words(root, wnids=None) -> dict[str, str]:
+    """wnid -> human-readable names from words.txt (restricted to ``wnids`` if given).
+
+    A missing words.txt is not fatal: the wnid stands in as its own name.
+    """
+    path = Path(root) / "words.txt"
+    words = {}
+    if path.is_file():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            wnid, sep, names = line.partition("\t")
+            if not sep:
+                raise DataFormatError(f"{path}, line {number}: expected '<wnid><TAB><names>', got {line!r}")
+            words[wnid.strip()] = names.strip()
+    if wnids is None:
+        return words
+    return {w: words.get(w, w) for w in wnids}
+
+
+@dataclass(frozen=True)
+class ValAnnotation:
+    file: str
+    wnid: str
+    box: tuple[int, int, int, int]
+
+
+def read_val_annotations(root, check_files: bool = True) -> list[ValAnnotation]:
+    """Parse val/val_annotations.txt; errors name the file and line."""
+    root = Path(root)
+    path = root / "val" / "val_annotations.txt"
+    if not path.is_file():
+        raise DataFormatError(
+            f"{path} is missing: the validation labels live there. Re-extract the official zip "
+            f"(python -m data_prep extract) or use a folder with val/<class>/ subfolders."
+        )
+    known = set(read_wnids(root)) if is_tiny_imagenet(root) else None
+    image_dir = root / "val" / "images"
+    present = set(os.listdir(image_dir)) if check_files and image_dir.is_dir() else None
+    annotations, seen = [], set()
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 6:
+            raise DataFormatError(f"{path}, line {number}: expected 6 tab-separated fields, got {len(fields)}: {line!r}")
+        name, wnid = fields[0].strip(), fields[1].strip()
+        try:
+            box = tuple(int(v) for v in fields[2:])
+        except ValueError:
+            raise DataFormatError(f"{path}, line {number}: box coordinates are not integers: {line!r}") from None
+        if known is not None and wnid not in known:
+            raise DataFormatError(f"{path}, line {number}: wnid {wnid!r} is not in wnids.txt")
+        if check_files and (present is None or name not in present):
+            raise DataFormatError(f"{path}, line {number}: {image_dir / name} does not exist")
+        if name in seen:
+            raise DataFormatError(f"{path}, line {number}: {name} is annotated twice")
+        seen.add(name)
+        annotations.append(ValAnnotation(name, wnid, box))
+    return annotations
+
+
+def class_image_dir(split_dir: Path, class_name: str) -> Path:
+    """Where a class's images are: ``<class>/images/`` (official train) or ``<class>/`` (class folders)."""
+    nested = split_dir / class_name / "images"
+    return nested if nested.is_dir() else split_dir / class_name
+
+
+def dataset_classes(root) -> list[str]:
+    """All class names of a dataset, sorted: label i is the i-th of these everywhere in the project."""
+    root = Path(root)
+    if is_tiny_imagenet(root):
+        return sorted(read_wnids(root))
+    train = root / "train"
+    if not train.is_dir():
+        raise DataFormatError(f"{root} has neither wnids.txt nor a train/ folder of class subfolders")
+    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataFormatError(f"{train} has no class subfolders")
+    return classes
+
+
+def resolve_classes(root, classes=None) -> list[str]:
+    """``classes``: None (all), an int N (the alphabetically first N) or a list of class names."""
+    available = dataset_classes(root)
+    if classes is None:
+        return available
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        if not 1 <= classes <= len(available):
+            raise ValueError(f"classes={classes}: {root} has {len(available)} classes; choose 1..{len(available)}")
+        return available[:classes]
+    chosen = list(classes)
+    unknown = [c for c in chosen if c not in set(available)]
+    if unknown:
+        raise ValueError(
+            f"unknown class name(s) {unknown} for {root}; known classes include {available[:5]} "
+            f"(see wnids.txt, or pass an int for the first N)"
+        )
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"classes lists a name twice: {chosen}")
+    return sorted(chosen)
+
+
+def split_files(root, split: str, class_names: list[str]) -> tuple[list[Path], list[int]]:
+    """Image paths and integer labels (index into ``class_names``) of one split.
+
+    Official val (flat images + annotations) and class folders are both handled; the test
+    split of the official zip has no labels, so its labels are -1.
+    """
+    root = Path(root)
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DataFormatError(f"{split_dir} does not exist: {root} has no {split!r} split")
+    index = {c: i for i, c in enumerate(class_names)}
+    flat = split_dir / "images"
+    files, labels = [], []
+    if split == "val" and (split_dir / "val_annotations.txt").is_file():
+        for a in sorted(read_val_annotations(root), key=lambda a: natural_key(a.file)):
+            if a.wnid in index:
+                files.append(flat / a.file)
+                labels.append(index[a.wnid])
+    elif flat.is_dir() and not (split_dir / class_names[0]).is_dir():
+        files = list_images(flat)
+        labels = [-1] * len(files)
+    else:
+        for name in class_names:
+            folder = class_image_dir(split_dir, name)
+            if not folder.is_dir():
+                raise DataFormatError(f"{folder} is missing: class {name!r} has no {split} images")
+            found = list_images(folder)
+            files += found
+            labels += [index[name]] * len(found)
+    return files, labels
+
+
+def check_layout(root) -> dict[str, dict[str, int]]:
+    """Check an extracted Tiny ImageNet folder; returns images per split and class counts.
+
+    Raises DataFormatError naming the first missing or malformed file.
+    """
+    root = Path(root)
+    wnids = read_wnids(root)
+    if not (root / "words.txt").is_file():
+        raise DataFormatError(f"{root / 'words.txt'} is missing")
+    words = read_words(root)
+    missing_words = [w for w in wnids if w not in words]
+    if missing_words:
+        raise DataFormatError(f"{root / 'words.txt'} has no names for {missing_words[:5]}")
+    summary = {}
+    train_counts = {}
+    for wnid in wnids:
+        folder = root / "train" / wnid / "images"
+        if not folder.is_dir():
+            raise DataFormatError(f"{folder} is missing: every wnid in wnids.txt needs train images")
+        train_counts[wnid] = len(list_images(folder))
+        if train_counts[wnid] == 0:
+            raise DataFormatError(f"{folder} has no images")
+    summary["train"] = {"classes": len(wnids), "images": sum(train_counts.values()),
+                        "min_per_class": min(train_counts.values()), "max_per_class": max(train_counts.values())}
+    annotations = read_val_annotations(root)
+    val_counts = {w: 0 for w in wnids}
+    for a in annotations:
+        val_counts[a.wnid] += 1
+    summary["val"] = {"classes": sum(1 for c in val_counts.values() if c), "images": len(annotations),
+                      "min_per_class": min(val_counts.values()), "max_per_class": max(val_counts.values())}
+    test_dir = root / "test" / "images"
+    if test_dir.is_dir():
+        summary["test"] = {"classes": 0, "images": len(list_images(test_dir)), "min_per_class": 0, "max_per_class": 0}
+    return summary

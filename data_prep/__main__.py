@@ -1,0 +1,81 @@
+"""Command line: python -m data_prep {download,extract,check,reorganise,subset,synthetic} --help"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alexnet_tf.tiny_imagenet import DataFormatError
+
+from . import (OFFICIAL_URL, HashMismatchError, check, download, extract, flatten_train, make_subset,
+               make_synthetic, reorganise_val, summary_table)
+from .subset import counts_table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    steps = parser.add_subparsers(dest="step", required=True)
+
+    p = steps.add_parser("download", help="fetch the official zip (or copy a local one) and check its hash")
+    p.add_argument("--source", default=OFFICIAL_URL, help="URL or local zip path (default: the official URL)")
+    p.add_argument("--out", default="data", help="folder for the zip (default: data)")
+    p.add_argument("--sha256", default=None, help="expected sha256 of the zip; a mismatch is an error")
+
+    p = steps.add_parser("extract", help="unzip and check the layout")
+    p.add_argument("zip", help="path of tiny-imagenet-200.zip")
+    p.add_argument("--out", default="data", help="folder to extract into (default: data)")
+
+    p = steps.add_parser("check", help="check an extracted folder and print its summary")
+    p.add_argument("root", help="extracted folder, e.g. data/tiny-imagenet-200")
+
+    p = steps.add_parser("reorganise", help="val images into val/<wnid>/ class folders (originals kept)")
+    p.add_argument("root")
+    p.add_argument("--flat-train", action="store_true", help="also write train_images/<wnid>/ without images/")
+
+    p = steps.add_parser("subset", help="N classes x M images, optionally split into train/val/test")
+    p.add_argument("root")
+    p.add_argument("--out", required=True, help="new folder for the subset")
+    p.add_argument("--classes", default="first:10", help="first:N, random:N, or comma-separated wnids")
+    p.add_argument("--images-per-class", type=int, default=None, help="train images per class (default: all)")
+    p.add_argument("--split", default=None, help="split train images per class, e.g. 400/50/50")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = steps.add_parser("synthetic", help="a small learnable synthetic dataset in the Tiny ImageNet layout")
+    p.add_argument("--out", default="data")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--train-per-class", type=int, default=200)
+    p.add_argument("--val-per-class", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.step == "download":
+            print(download(args.source, args.out, args.sha256))
+        elif args.step == "extract":
+            root = extract(args.zip, args.out)
+            print(summary_table(check(root)))
+            print(root)
+        elif args.step == "check":
+            print(summary_table(check(args.root)))
+        elif args.step == "reorganise":
+            made = reorganise_val(args.root)
+            print(f"val: {made} class folders created")
+            if args.flat_train:
+                print(f"train_images: {flatten_train(args.root)} class folders created")
+        elif args.step == "subset":
+            out = make_subset(args.root, args.out, args.classes, args.images_per_class, args.split, args.seed)
+            import pandas as pd
+
+            print(counts_table(pd.read_csv(out / "manifest.csv").to_dict("records")).to_string())
+            print(out)
+        elif args.step == "synthetic":
+            print(make_synthetic(args.out, args.classes, args.train_per_class, args.val_per_class, seed=args.seed))
+    except (DataFormatError, HashMismatchError, FileNotFoundError, FileExistsError, PermissionError, ValueError,
+            IOError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

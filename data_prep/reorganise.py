@@ -1,0 +1,56 @@
+"""Reorganise Tiny ImageNet into class folders without touching the originals.
+
+* ``val/images`` + ``val_annotations.txt`` -> ``val/<wnid>/*.JPEG`` (what Keras'
+  ``image_dataset_from_directory`` and ``flow_from_directory`` need; pass them the class
+  names, because the original ``val/images`` folder stays beside the class folders).
+* optionally ``train/<wnid>/images/*.JPEG`` -> ``train_images/<wnid>/*.JPEG`` (no ``images`` level).
+
+Files are hard-linked (copied where links are impossible). Each class folder is built in a
+temporary folder and renamed when complete: running twice is a no-op, and an interrupted run
+is finished by running it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alexnet_tf import tiny_imagenet
+
+from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
+
+
+def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> int:
+    """Create ``target_root/<class>/`` with links to each group's files; returns folders made."""
+    target_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target_root)
+    made = 0
+    for name in sorted(groups):
+        target = target_root / name
+        if target.is_dir():
+            expected = sorted(p.name for p in groups[name])
+            if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:
+                raise tiny_imagenet.DataFormatError(
+                    f"{target} exists but does not hold the expected {len(expected)} images; "
+                    f"move it aside and run again")
+            continue
+        with atomic_dir(target) as tmp:
+            for src in groups[name]:
+                link_or_copy(src, tmp / src.name)
+        made += 1
+    return made
+
+
+def reorganise_val(root) -> int:
+    """val/images + val_annotations.txt -> val/<wnid>/; returns the number of folders created."""
+    root = Path(root)
+    groups: dict[str, list[Path]] = {}
+    for a in tiny_imagenet.read_val_annotations(root):
+        groups.setdefault(a.wnid, []).append(root / "val" / "images" / a.file)
+    return _write_class_folders(root / "val", groups)
+
+
+def flatten_train(root, out_name="train_images") -> int:
+    """train/<wnid>/images/*.JPEG -> <out_name>/<wnid>/*.JPEG; returns the number of folders created."""
+    root = Path(root)
+    groups = {w: tiny_imagenet.list_images(root / "train" / w / "images") for w in tiny_imagenet.read_wnids(root)}
+    return _write_class_folders(root / out_name, groups)
