@@ -12,6 +12,8 @@ _EXPORTS = {
     "load_dataset": "data", "select_files": "data", "make_dataset": "data", "directory_dataset": "data",
     "class_descriptions": "data",
     "DataFormatError": "tiny_imagenet",
+    "alexnet_model": "model", "LocalResponseNormalization": "model", "channel_stats": "model",
+    "lr_schedule": "schedules", "plateau_callback": "schedules", "WarmupCosine": "schedules", "OneCycle": "schedules",
 }
 
 

@@ -1,0 +1,191 @@
+"""AlexNet (Krizhevsky, Sutskever and Hinton, 2012) with Local Response Normalization, in Keras 3.
+
+Written with ``keras.layers`` and ``keras.ops`` only, so it builds and trains on the
+TensorFlow, JAX and PyTorch backends and saves to ``.keras`` without Lambda layers.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class LocalResponseNormalization(layers.Layer):
+    """Local Response Normalization across channels, as in section 3.3 of the AlexNet paper.
+
+        b[..., i] = a[..., i] / (k + alpha * sum_{j=i-n//2}^{i+n//2} a[..., j]**2) ** beta
+
+    with the sum over the ``n`` neighbouring channels that exist (fewer at the edges).
+    Defaults are the paper's: n=5, k=2, alpha=1e-4, beta=0.75. Channels last.
+
+    Mapping to other libraries:
+
+    * ``tf.nn.local_response_normalization(x, depth_radius=n // 2, bias=k, alpha=alpha, beta=beta)``
+      computes exactly this (TensorFlow's ``depth_radius`` is the half-width, its ``alpha``
+      multiplies the plain sum, like the paper's).
+    * Caffe's LRN and ``torch.nn.LocalResponseNorm(size=n, alpha=a, beta, k)`` divide alpha by n:
+      they use ``alpha = a / n``. The paper's alpha=1e-4 is ``a = 5e-4`` there; conversely a
+      Caffe-style ``bias=1, alpha=2e-5`` (as some Keras ports use with tf.nn) is k=1 and the
+      paper's alpha divided by 5, not the paper's setting.
+
+    The normalisation is computed in float32 whatever the input dtype, because squared
+    activations summed over the window overflow float16; the result is cast back.
+    """
+
+    def __init__(self, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        if depth_radius < 0:
+            raise ValueError(f"depth_radius={depth_radius} must be >= 0 (window size n = 2 * depth_radius + 1)")
+        self.depth_radius = int(depth_radius)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    @property
+    def size(self):
+        """The paper's n: the number of channels in the window."""
+        return 2 * self.depth_radius + 1
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        idx = np.arange(channels)
+        # Band matrix: window[..., i] = sum_j sq[..., j] * band[j, i] sums the n neighbours of i.
+        # One matmul (and its matmul gradient) is several times faster on CPU than summing
+        # shifted slices, and faster than TensorFlow's own fused LRN op.
+        self._band = (np.abs(idx[:, None] - idx[None, :]) <= self.depth_radius).astype("float32")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        window = ops.matmul(ops.square(x), self._band)
+        # (k + alpha * window) ** -beta written as exp(-beta * log(.)): same value, cheaper gradient.
+        out = x * ops.exp(-self.beta * ops.log(self.bias + self.alpha * window))
+        return ops.cast(out, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
+                "alpha": self.alpha, "beta": self.beta}
+
+
+# Each variant: conv layers as (filters, kernel, stride, LRN after?, max-pool after?), then dense widths.
+VARIANTS = {
+    # AlexNet adapted to 64x64. The original's 11x11/4 first layer takes 227x227 to 55x55 (then
+    # 27 and 13 after pooling); on 64x64 it would leave 15x15 and lose most of the detail. Here a
+    # 5x5/2 first layer keeps 32x32, the paper's overlapping 3x3/2 pooling gives 16, 8 and 4, and
+    # the widths are about half the original's: 4.3M parameters and 110M multiply-accumulates
+    # per image at 200 classes (the original: 62M and 1.1G), so it trains in minutes even on a CPU.
+    "tiny": dict(input_size=64, convs=[(64, 5, 2, True, True), (128, 5, 1, True, True), (192, 3, 1, False, False),
+                                       (192, 3, 1, False, False), (128, 3, 1, False, True)],
+                 dense=[1024, 1024]),
+    # The 2012 paper's network (one tower, no grouping) for 227x227 inputs.
+    "original": dict(input_size=227, convs=[(96, 11, 4, True, True), (256, 5, 1, True, True), (384, 3, 1, False, False),
+                                            (384, 3, 1, False, False), (256, 3, 1, False, True)],
+                     dense=[4096, 4096]),
+    # The small network many users build on modest hardware.
+    "mini": dict(input_size=64, convs=[(32, 5, 1, True, True), (64, 5, 1, True, True), (128, 3, 1, False, False),
+                                       (128, 3, 1, False, False), (64, 3, 1, False, True)],
+                 dense=[1024, 512]),
+}
+
+
+def channel_stats(images, chunk=4096):
+    """Per-channel mean and variance of uint8 images, in chunks (no float copy of the whole set)."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for start in range(0, len(images), chunk):
+        block = images[start:start + chunk].reshape(-1, images.shape[-1]).astype(np.float64)
+        total += block.sum(0)
+        total_sq += np.square(block).sum(0)
+    count = len(images) * images.shape[1] * images.shape[2]
+    mean = total / count
+    return mean, total_sq / count - mean**2
+
+
+def preprocessing_layer(kind="standardize", mean=None, variance=None):
+    """uint8 pixels -> float inside the model: "rescale" to [0, 1], "standardize" per channel
+    with the training set's mean and variance (see ``channel_stats``), or "imagenet" mean/std."""
+    if kind == "rescale":
+        return layers.Rescaling(1 / 255, name="rescale")
+    if kind == "imagenet":
+        return layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD), name="normalize")
+    if kind == "standardize":
+        if mean is None or variance is None:
+            raise ValueError('preprocessing="standardize" needs the training set\'s mean and variance: '
+                             "pass mean, variance = alexnet_tf.model.channel_stats(x_train)")
+        return layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")
+    raise ValueError(f"unknown preprocessing {kind!r}; choose rescale, standardize or imagenet")
+
+
+def alexnet_model(input_shape=None, num_classes=200, variant="tiny", lrn=True, dropout=0.5, weight_decay=5e-4,
+                  batch_norm=False, preprocessing="rescale", mean=None, variance=None, augmentation=None,
+                  lrn_params=None, name=None):
+    """Build AlexNet for uint8 images; the model converts and normalises them itself.
+
+    Args:
+        input_shape: (H, W, 3); defaults to the variant's input size.
+        num_classes: output classes (softmax probabilities, float32 even under mixed precision).
+        variant: "tiny" (64x64 Tiny ImageNet), "original" (227x227, the paper) or "mini".
+        lrn: Local Response Normalization after the first two conv layers (False: plain AlexNet).
+        dropout: dropout rate of the hidden dense layers (paper: 0.5).
+        weight_decay: the paper's weight decay; applied as an L2 penalty of weight_decay / 2 on
+            the kernels, whose gradient is the paper's ``weight_decay * w``.
+        batch_norm: batch normalisation after each conv layer (not in the paper).
+        preprocessing: "rescale", "standardize" (needs mean and variance) or "imagenet".
+        augmentation: optional Keras layer applied to the uint8 images first (active in training only).
+        lrn_params: overrides for LocalResponseNormalization (depth_radius, bias, alpha, beta).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    spec = VARIANTS[variant]
+    input_shape = tuple(input_shape or (spec["input_size"], spec["input_size"], 3))
+    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    # He initialisation suits the ReLU stack: SGD starts learning at once, where the paper's
+    # N(0, 0.01) weights need its bias-1 trick and many epochs to get going.
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    if augmentation is not None:
+        x = augmentation(x)
+    x = preprocessing_layer(preprocessing, mean, variance)(x)
+    for i, (filters, kernel, stride, has_lrn, has_pool) in enumerate(spec["convs"], 1):
+        padding = "valid" if (variant == "original" and i == 1) else "same"
+        x = layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=not batch_norm,
+                          kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        if lrn and has_lrn:
+            x = LocalResponseNormalization(**(lrn_params or {}), name=f"lrn{i}")(x)
+        if has_pool:
+            # Overlapping pooling (3x3, stride 2), as in the paper.
+            x = layers.MaxPooling2D(3, 2, padding="valid" if variant == "original" else "same", name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, width in enumerate(spec["dense"], 6):
+        x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"fc{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    x = layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates of one forward pass per image (conv and dense layers)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
