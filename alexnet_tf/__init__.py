@@ -13,6 +13,7 @@ _EXPORTS = {
     "class_descriptions": "data",
     "DataFormatError": "tiny_imagenet",
     "alexnet_model": "model", "LocalResponseNormalization": "model", "channel_stats": "model",
+    "AugmentConfig": "augment", "image_data_generator": "augment", "fast_augmenter": "augment",
     "lr_schedule": "schedules", "plateau_callback": "schedules", "WarmupCosine": "schedules", "OneCycle": "schedules",
 }
 
