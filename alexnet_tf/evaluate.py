@@ -1,0 +1,63 @@
+"""Evaluation: top-1/top-5 accuracy and error, per-class accuracy, confusion matrix,
+precision/recall/F1 (per class and macro)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+
+
+def predict(model, images, batch_size=256, tta=False):
+    """Class probabilities; with ``tta`` the average over each image and its mirror image."""
+    probs = model.predict(images, batch_size=batch_size, verbose=0)
+    if tta:
+        probs = (probs + model.predict(np.ascontiguousarray(images[:, :, ::-1]), batch_size=batch_size, verbose=0)) / 2
+    return probs
+
+
+def topk_metrics(labels, probs) -> dict:
+    """Top-1 and top-5 accuracy and error with Keras' own metrics."""
+    probs = np.asarray(probs, dtype="float32")
+    results = {}
+    for k in (1, 5):
+        metric = keras.metrics.SparseTopKCategoricalAccuracy(k=min(k, probs.shape[1]))
+        metric.update_state(labels, probs)
+        accuracy = float(metric.result())
+        results[f"top{k}_accuracy"] = accuracy
+        results[f"top{k}_error"] = 1.0 - accuracy
+    return results
+
+
+def confusion_matrix(labels, predicted, num_classes) -> np.ndarray:
+    """counts[i, j]: images of true class i predicted as class j."""
+    return np.bincount(np.asarray(labels) * num_classes + np.asarray(predicted),
+                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_report(confusion, class_names, descriptions=None) -> pd.DataFrame:
+    """Per-class accuracy (= recall), precision, recall, F1 and support, plus a macro-average row."""
+    true_pos = np.diag(confusion).astype(float)
+    support = confusion.sum(1)
+    predicted = confusion.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, true_pos / support, 0.0)
+        precision = np.where(predicted > 0, true_pos / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    frame = pd.DataFrame({"class": class_names, "name": descriptions or class_names, "accuracy": recall,
+                          "precision": precision, "recall": recall, "f1": f1, "support": support})
+    macro = {"class": "macro avg", "name": "", "accuracy": recall.mean(), "precision": precision.mean(),
+             "recall": recall.mean(), "f1": f1.mean(), "support": support.sum()}
+    return pd.concat([frame, pd.DataFrame([macro])], ignore_index=True)
+
+
+def evaluate_predictions(labels, probs, class_names, descriptions=None):
+    """Everything above from one probability matrix: ``(metrics dict, per-class DataFrame, confusion)``."""
+    labels = np.asarray(labels)
+    predicted = np.argmax(probs, axis=1)
+    confusion = confusion_matrix(labels, predicted, len(class_names))
+    report = per_class_report(confusion, class_names, descriptions)
+    metrics = topk_metrics(labels, probs)
+    metrics.update(macro_precision=float(report["precision"].iloc[-1]), macro_recall=float(report["recall"].iloc[-1]),
+                   macro_f1=float(report["f1"].iloc[-1]), images=int(len(labels)))
+    return metrics, report, confusion

@@ -1,0 +1,112 @@
+"""Plots of a run: curves, errors, per-class accuracy, confusion matrix, predictions, filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _save(fig, path):
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def plot_history(history, path=None):
+    """Training and validation accuracy and loss per epoch (``history``: a DataFrame or dict of lists)."""
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        acc.plot(epochs, history[key], label=label)
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        loss.plot(epochs, history[key], label=label)
+    acc.set(xlabel="epoch", ylabel="top-1 accuracy", title="Accuracy")
+    loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    acc.legend()
+    loss.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_errors(history, path=None):
+    """Validation top-1 and top-5 error per epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, 1 - np.asarray(history["val_accuracy"]), label="top-1 error")
+    ax.plot(epochs, 1 - np.asarray(history["val_top5_accuracy"]), label="top-5 error")
+    ax.set(xlabel="epoch", ylabel="validation error", ylim=(0, 1), title="Validation error")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_class_accuracy(report, path=None, top=40):
+    """Bar chart of per-class accuracy (the ``top`` worst and best when there are many classes)."""
+    rows = report[report["class"] != "macro avg"].sort_values("accuracy")
+    if len(rows) > top:
+        rows = rows.iloc[list(range(top // 2)) + list(range(len(rows) - top // 2, len(rows)))]
+    fig, ax = plt.subplots(figsize=(6, 0.22 * len(rows) + 1))
+    ax.barh([f"{n} ({c})" for n, c in zip(rows["name"], rows["class"])], rows["accuracy"], color="tab:blue")
+    ax.set(xlabel="accuracy", xlim=(0, 1), title="Per-class accuracy")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion(confusion, names, path=None):
+    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.5 * len(names)),) * 2)
+    ax.imshow(confusion, cmap="Blues")
+    if len(names) <= 30:
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if confusion[i, j]:
+                    ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=6,
+                            color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_predictions(images, labels, probs, names, path=None, count=16, seed=0):
+    """A grid of images with predicted vs true label: green when right, red when wrong."""
+    pick = np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False)
+    cols = 4
+    rows = int(np.ceil(len(pick) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.2, rows * 2.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, pick):
+        guess = int(np.argmax(probs[i]))
+        ax.imshow(images[i])
+        ax.set_title(f"{names[guess]}\n(true: {names[labels[i]]})", fontsize=7,
+                     color="green" if guess == labels[i] else "red")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_conv1_filters(model, path=None):
+    """The first conv layer's filters as a grid of small RGB images."""
+    kernel = np.asarray(model.get_layer("conv1").kernel)  # (k, k, 3, filters)
+    kernel = (kernel - kernel.min()) / (kernel.max() - kernel.min() + 1e-12)
+    n = kernel.shape[-1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in zip(range(n), axes.flat):
+        ax.imshow(kernel[..., i], interpolation="nearest")
+    fig.suptitle("conv1 filters", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_schedule(learning_rates, path=None):
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(np.arange(1, len(learning_rates) + 1), learning_rates)
+    ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
+    fig.tight_layout()
+    return _save(fig, path)

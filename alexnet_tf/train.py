@@ -1,0 +1,282 @@
+"""Training: data -> model -> fit -> evaluate -> figures, all into one run folder.
+
+A run folder ``runs/<name>/`` holds: config.json, manifest.csv (the exact images used),
+history.csv, model.keras (final) and best.keras (best on validation), metrics.json,
+per_class.csv, figures/*.png, logs/ (TensorBoard) and, while a run is unfinished, backup/
+(from which a killed run resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .augment import batch_mixing, fast_augmenter, image_data_generator
+from .config import TrainConfig
+from .data import class_descriptions, load_dataset, select_files
+from .evaluate import evaluate_predictions, predict
+from .model import alexnet_model, channel_stats
+from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model: keras.Model
+    history: pd.DataFrame
+    metrics: dict
+    report: pd.DataFrame
+
+
+def prepare_data(data, work_dir="data") -> Path:
+    """A dataset root from ``data``: a folder, a Tiny ImageNet zip (extracted once), or None for
+    the synthetic set (generated once)."""
+    from data_prep import extract, make_synthetic
+
+    if data is None:
+        return make_synthetic(work_dir)
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"{data} does not exist: give a Tiny ImageNet folder or zip")
+    return extract(data, work_dir) if data.suffix == ".zip" else data
+
+
+def data_work_dir(config: TrainConfig) -> Path:
+    """Where generated or extracted data goes: ``data/`` beside the runs folder."""
+    return Path(config.runs_dir).resolve().parent / "data"
+
+
+def describe_device() -> tuple[str, bool]:
+    """(what we train on, whether it is a GPU)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    elif backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    else:
+        gpus = []
+    if gpus:
+        return f"GPU ({len(gpus)}x), backend {backend}", True
+    return f"CPU ({os.cpu_count()} cores), backend {backend}", False
+
+
+def _strategy(config: TrainConfig):
+    if config.distribute == "none":
+        return None
+    import tensorflow as tf
+
+    if config.distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
+
+
+def write_manifest(path: Path, root, splits, class_names):
+    words = class_descriptions(root, class_names)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "wnid", "class_index", "words", "split"])
+        for split, files, labels in splits:
+            for file, label in zip(files, labels):
+                writer.writerow([os.path.relpath(file, root), class_names[label], int(label), words[label], split])
+
+
+def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "cosine":
+        return WarmupCosine(config.learning_rate, total, min(config.warmup_epochs * steps_per_epoch, total - 1))
+    if config.schedule == "onecycle":
+        return OneCycle(config.learning_rate, total)
+    return config.learning_rate
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int):
+    rate = _learning_rate(config, steps_per_epoch)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.SGD(rate, momentum=config.momentum)
+
+
+class _NaNGuard(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN, remembering when it fired so ``train`` can say what to do."""
+
+    stopped_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.stopped_epoch = self.epoch
+        super().on_batch_end(batch, logs)
+
+
+def _training_data(config, x, y, num_classes, augment_in_model):
+    """Batches of (uint8 or float images, one-hot labels), augmented as the config says."""
+    one_hot = np.eye(num_classes, dtype="float32")
+    if config.augmentation == "classic":
+        if config.mixing:
+            raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
+        return image_data_generator(config.augment, config.seed).flow(
+            x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    from .data import make_dataset
+
+    augment = fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
+    ds = make_dataset(x, one_hot[y], config.batch_size, shuffle=True, seed=config.seed, augment=augment)
+    if config.mixing:
+        import tensorflow as tf
+
+        mix = batch_mixing(config.mixing, num_classes, config.seed)
+        ds = ds.map(lambda images, labels: mix(images, tf.argmax(labels, -1)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds
+
+
+def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
+    """Run ``config`` end to end and return the run folder, model, history, metrics and report."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    device, on_gpu = describe_device()
+    print(f"Training on {device}")
+    if on_gpu:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    run_dir = Path(config.runs_dir) / config.run_name
+    backup_dir = run_dir / "backup"
+    config_path = run_dir / "config.json"
+    if config_path.is_file() and TrainConfig.from_json(config_path.read_text()) != config:
+        raise FileExistsError(f"{run_dir} holds a run with another config; choose another name (--name)")
+    resuming = backup_dir.is_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(config.to_json())
+
+    root = prepare_data(config.data, data_work_dir(config))
+    x_train, y_train, class_names = load_dataset(root, "train", config.classes, config.images_per_class,
+                                                 config.image_size, seed=config.seed)
+    x_val, y_val, _ = load_dataset(root, config.val_split, class_names, image_size=config.image_size)
+    write_manifest(run_dir / "manifest.csv", root, [
+        ("train", *select_files(root, "train", config.classes, config.images_per_class, config.seed)[:2]),
+        (config.val_split, *select_files(root, config.val_split, class_names)[:2])], class_names)
+    num_classes = len(class_names)
+    print(f"Data: {root}: {len(x_train)} train and {len(x_val)} {config.val_split} images, {num_classes} classes")
+
+    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    augment_in_model = config.augmentation == "fast" and (on_gpu or keras.backend.backend() != "tensorflow")
+    strategy = _strategy(config)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        mean, variance = channel_stats(x_train)
+        model = alexnet_model((config.image_size, config.image_size, 3), num_classes, config.variant, config.lrn,
+                              config.dropout, config.weight_decay, config.batch_norm, config.preprocessing,
+                              mean, variance, fast_augmenter(config.augment, config.seed) if augment_in_model else None)
+        model.compile(optimizer=_optimizer(config, steps_per_epoch),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                               keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
+                      jit_compile="auto" if on_gpu else False)
+
+    nan_guard = _NaNGuard()
+    epoch_counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
+    epochs_done = []
+    # Order matters: the CSV row of an epoch is written before the backup that marks it done.
+    run_callbacks = [
+        nan_guard,
+        epoch_counter,
+        keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
+        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.TensorBoard(run_dir / "logs"),
+        keras.callbacks.BackupAndRestore(backup_dir),
+    ]
+    if config.schedule == "step":
+        run_callbacks.append(keras.callbacks.LearningRateScheduler(
+            partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
+    elif config.schedule == "plateau":
+        run_callbacks.append(plateau_callback())
+    if config.early_stopping_patience:
+        run_callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
+                                                           restore_best_weights=False))
+    one_hot_val = np.eye(num_classes, dtype="float32")[y_val]
+    fit_started = time.perf_counter()
+    model.fit(_training_data(config, x_train, y_train, num_classes, augment_in_model), epochs=config.epochs,
+              steps_per_epoch=steps_per_epoch, validation_data=(x_val, one_hot_val), validation_batch_size=256,
+              callbacks=run_callbacks + list(callbacks), verbose=verbose, shuffle=False)  # the data shuffles itself
+    fit_seconds = time.perf_counter() - fit_started
+    if nan_guard.stopped_epoch is not None:
+        raise FloatingPointError(
+            f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}. Lower "
+            f"learning_rate (now {config.learning_rate}), or use schedule='cosine' with warmup. Run folder: {run_dir}")
+
+    history = read_history(run_dir / "history.csv")
+    model.save(run_dir / "model.keras")
+    metrics, report = evaluate_run(model, run_dir, root, class_names, x_val, y_val, config.tta, history)
+    metrics.update(device=device, epochs=len(history), train_images=int(len(x_train)), resumed=resuming,
+                   fit_seconds=fit_seconds, wall_seconds=time.perf_counter() - started,
+                   # training and validation passes of this session's epochs, per training image
+                   images_per_second=len(x_train) * len(epochs_done) / fit_seconds)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
+          f"on {len(y_val)} {config.val_split} images. Run folder: {run_dir}")
+    return RunResult(run_dir, model, history, metrics, report)
+
+
+def read_history(path) -> pd.DataFrame:
+    """history.csv, one row per epoch (a resumed run may have written an epoch twice: keep the last)."""
+    history = pd.read_csv(path)
+    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def evaluate_run(model, run_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
+    """Metrics, per-class report and every figure of a run into ``run_dir``."""
+    run_dir = Path(run_dir)
+    probs = predict(model, images, tta=tta)
+    names = class_descriptions(root, class_names)
+    metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
+    metrics["split"] = split
+    report.to_csv(run_dir / f"per_class_{split}.csv", index=False)
+    figures = run_dir / "figures"
+    if history is not None and len(history):
+        plots.plot_history(history, figures / "history.png")
+        plots.plot_errors(history, figures / "errors.png")
+    plots.plot_per_class_accuracy(report, figures / f"per_class_{split}.png")
+    plots.plot_confusion(confusion, names, figures / f"confusion_{split}.png")
+    plots.plot_predictions(images, labels, probs, names, figures / f"predictions_{split}.png")
+    plots.plot_conv1_filters(model, figures / "conv1_filters.png")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return metrics, report
+
+
+def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None) -> dict:
+    """Re-evaluate a saved run on any split; ``export`` also writes the legacy HDF5 format."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise FileNotFoundError(f"{run_dir / 'model.keras'} not found: is {run_dir} a finished run folder?")
+    config = TrainConfig.from_json((run_dir / "config.json").read_text())
+    model = keras.models.load_model(run_dir / "model.keras")
+    root = prepare_data(data if data is not None else config.data, data_work_dir(config))
+    class_names = list(pd.read_csv(run_dir / "manifest.csv").drop_duplicates("class_index")
+                       .sort_values("class_index")["wnid"])
+    images, labels, _ = load_dataset(root, split, class_names, image_size=config.image_size)
+    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else None
+    metrics, _ = evaluate_run(model, run_dir, root, class_names, images, labels,
+                              config.tta if tta is None else tta, history, split)
+    if export:
+        model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
+    return metrics

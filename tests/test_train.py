@@ -1,0 +1,123 @@
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from alexnet_tf.config import TrainConfig, preset
+from alexnet_tf.evaluate import evaluate_predictions, topk_metrics
+from alexnet_tf.train import evaluate_saved, train
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def quick_run(synthetic_root, tmp_path_factory):
+    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=8,
+                    images_per_class=60)
+    return config, train(config, verbose=0)
+
+
+def test_quick_training_learns_and_writes_a_run_folder(quick_run):
+    config, result = quick_run
+    assert result.metrics["top1_accuracy"] > 0.3  # 10 classes: chance is 0.10
+    assert result.metrics["top5_accuracy"] > result.metrics["top1_accuracy"]
+    for name in ("config.json", "manifest.csv", "history.csv", "metrics.json", "model.keras", "best.keras",
+                 "per_class_val.csv", "figures/history.png", "figures/errors.png", "figures/confusion_val.png",
+                 "figures/predictions_val.png", "figures/conv1_filters.png", "figures/per_class_val.png"):
+        assert (result.run_dir / name).is_file(), name
+    assert not (result.run_dir / "backup").exists()
+    manifest = pd.read_csv(result.run_dir / "manifest.csv")
+    assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
+    assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == config
+    assert len(result.history) == 8
+
+
+def test_saved_model_reloads_and_predicts_the_same(quick_run, synthetic_root):
+    _, result = quick_run
+    loaded = keras.models.load_model(result.run_dir / "model.keras")
+    x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_saved_run_and_export_h5(quick_run, tmp_path):
+    _, result = quick_run
+    metrics = evaluate_saved(result.run_dir, "val", export=tmp_path / "model.h5")
+    assert metrics["top1_accuracy"] == pytest.approx(result.metrics["top1_accuracy"], abs=1e-6)
+    assert (tmp_path / "model.h5").stat().st_size > 100_000
+
+
+class _Kill(keras.callbacks.Callback):
+    """Stops the process the hard way after an epoch, as a kill would (after the epoch's backup)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_killed_run_resumes_with_its_history(synthetic_root, tmp_path):
+    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=4, images_per_class=20)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_Kill()], verbose=0)
+    assert (tmp_path / config.run_name / "backup").is_dir()
+    result = train(config, verbose=0)
+    assert list(result.history["epoch"]) == [0, 1, 2, 3] and result.metrics["resumed"] is True
+    assert not (result.run_dir / "backup").exists()
+
+
+def test_topk_and_report_against_hand_computed_values():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.5, 0.1, 0.4]])
+    labels = np.array([0, 1, 1, 2])  # argmax: 0, 2, 1, 0 -> right, wrong, right, wrong
+    metrics, report, confusion = evaluate_predictions(labels, probs, ["a", "b", "c"])
+    assert metrics["top1_accuracy"] == pytest.approx(0.5) and metrics["top1_error"] == pytest.approx(0.5)
+    assert topk_metrics(labels, probs)["top5_accuracy"] == 1.0
+    np.testing.assert_array_equal(confusion, [[1, 0, 0], [0, 1, 1], [1, 0, 0]])
+    rows = report.set_index("class")
+    assert rows.loc["a", "precision"] == pytest.approx(0.5) and rows.loc["a", "recall"] == 1.0
+    assert rows.loc["b", "recall"] == pytest.approx(0.5) and rows.loc["b", "f1"] == pytest.approx(2 / 3)
+    assert rows.loc["c", "f1"] == 0.0
+    assert rows.loc["macro avg", "f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+    ranked_sixth = [0.0, 0.3, 0.25, 0.2, 0.15, 0.1]  # the true class 0 is the least likely of six
+    ranked_fifth = [0.1, 0.3, 0.25, 0.2, 0.15, 0.0]
+    assert topk_metrics(np.zeros(2, int), np.array([ranked_sixth, ranked_fifth]))["top5_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(epochs=-1), "epochs=-1"), (dict(variant="vgg"), "variant='vgg'"), (dict(schedule="warm"), "schedule"),
+    (dict(augmentation="heavy"), "augmentation"), (dict(label_smoothing=1.5), "label_smoothing"),
+])
+def test_bad_config_values(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
+
+
+def test_classes_not_in_the_data(synthetic_root, tmp_path):
+    with pytest.raises(ValueError, match="unknown class name"):
+        train(preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), classes=["n01443537"]), verbose=0)
+
+
+def test_cli_help_and_bad_values():
+    for args in (["--help"], ["train", "--help"], ["evaluate", "--help"]):
+        out = subprocess.run([sys.executable, "-m", "alexnet_tf", *args], capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 0 and "usage" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "alexnet_tf", "train", "--epochs", "0"], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode == 1 and "epochs=0 must be >= 1" in out.stderr
+
+
+def test_mirrored_strategy_on_two_cpu_devices(synthetic_root, tmp_path):
+    code = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from alexnet_tf.config import preset
+from alexnet_tf.train import train
+r = train(preset("quick", data={str(synthetic_root)!r}, runs_dir={str(tmp_path)!r}, epochs=1, images_per_class=8,
+                 distribute="mirrored", augmentation="none"), verbose=0)
+print("RESULT", r.metrics["epochs"], "DEVICES", len(tf.config.list_logical_devices("CPU")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RESULT 1 DEVICES 2" in out.stdout
