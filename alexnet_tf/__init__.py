@@ -14,7 +14,7 @@ _EXPORTS = {
     "DataFormatError": "tiny_imagenet",
     "alexnet_model": "model", "LocalResponseNormalization": "model", "channel_stats": "model",
     "AugmentConfig": "augment", "image_data_generator": "augment", "fast_augmenter": "augment",
-    "TrainConfig": "config", "preset": "config", "train": "train", "evaluate_saved": "train",
+    "TrainConfig": "config", "preset": "config", "train": "training", "evaluate_saved": "training",
     "evaluate_predictions": "evaluate",
     "lr_schedule": "schedules", "plateau_callback": "schedules", "WarmupCosine": "schedules", "OneCycle": "schedules",
 }

@@ -76,12 +76,12 @@ def main(argv=None) -> int:
     from .tiny_imagenet import DataFormatError
     try:
         if args.command == "evaluate":
-            from .train import evaluate_saved
+            from .training import evaluate_saved
 
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta)
             print(json.dumps(metrics, indent=2))
             return 0
-        from .train import train
+        from .training import train
 
         result = train(_config_from(args))
         print(f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"

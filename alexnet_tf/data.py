@@ -202,3 +202,14 @@ def directory_dataset(split_dir, class_names, image_size=64, batch_size=128, shu
         split_dir, labels="inferred", label_mode="int", class_names=list(class_names), color_mode="rgb",
         image_size=(image_size, image_size), batch_size=batch_size, shuffle=shuffle, seed=seed,
     )
+
+
+def image_statistics(images, chunk=4096) -> dict:
+    """Per-channel pixel mean and std (0-255) and the share of grayscale images (R == G == B)."""
+    from .model import channel_stats
+
+    mean, variance = channel_stats(images, chunk)
+    gray = sum(int(np.sum(np.all(block[..., :1] == block[..., 1:], axis=(1, 2, 3))))
+               for block in (images[s:s + chunk] for s in range(0, len(images), chunk)))
+    return {"mean": [round(float(v), 2) for v in mean], "std": [round(float(v), 2) for v in np.sqrt(variance)],
+            "grayscale_share": gray / len(images), "images": len(images)}

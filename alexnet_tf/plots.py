@@ -104,6 +104,23 @@ def plot_conv1_filters(model, path=None):
     return _save(fig, path)
 
 
+def plot_samples(images, labels, names, per_class=6, classes=8, path=None, seed=0):
+    """Random training images, one row per class, labelled with the class's name."""
+    rng = np.random.default_rng(seed)
+    shown = sorted(set(np.asarray(labels).tolist()))[:classes]
+    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 1.2, len(shown) * 1.25), squeeze=False)
+    for row, label in enumerate(shown):
+        members = np.flatnonzero(labels == label)
+        for ax, i in zip(axes[row], rng.choice(members, min(per_class, len(members)), replace=False)):
+            ax.imshow(images[i])
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(names[label][:18], fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_schedule(learning_rates, path=None):
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(np.arange(1, len(learning_rates) + 1), learning_rates)

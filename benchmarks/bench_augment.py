@@ -9,27 +9,16 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alexnet_tf.augment import AugmentConfig, augmentation_figure, augmented_batches  # noqa: E402
+from alexnet_tf.augment import AugmentConfig, augmentation_figure, compare_throughput  # noqa: E402
 from alexnet_tf.data import load_dataset  # noqa: E402
 from data_prep import extract  # noqa: E402
 
 DEFAULT_ZIP = REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"
-
-
-def rate(batches, count, warmup=3):
-    it = iter(batches)
-    for _ in range(warmup):
-        next(it)
-    n, start = 0, time.perf_counter()
-    for _ in range(count):
-        n += len(next(it)[0])
-    return n / (time.perf_counter() - start)
 
 
 def main():
@@ -42,14 +31,10 @@ def main():
         x, y, _ = load_dataset(root, "train")
         print(f"train split: {x.shape} {x.dtype}")
         config = AugmentConfig()
-        results = {}
-        for _ in range(2):  # alternate the two, best of two each
-            results.setdefault("classic", []).append(rate(augmented_batches(x, y, "classic", config, 128, 0), 40))
-            results.setdefault("fast", []).append(rate(augmented_batches(x, y, "fast", config, 128, 0), 400))
-        classic, fast = max(results["classic"]), max(results["fast"])
-        print(f"ImageDataGenerator.flow: {classic:9.0f} images/s")
-        print(f"fast path (tf.data):     {fast:9.0f} images/s")
-        print(f"ratio: {fast / classic:.1f}x")
+        result = compare_throughput(x, y, config, batch_size=128)
+        print(f"ImageDataGenerator.flow: {result['classic_images_per_s']:9.0f} images/s")
+        print(f"fast path (tf.data):     {result['fast_images_per_s']:9.0f} images/s")
+        print(f"ratio: {result['ratio']:.1f}x")
         augmentation_figure(x[[0, 4000, 32000, 60000]], config, samples=4, path=REPO / "figures" / "augmentation_real.png")
         print("wrote figures/augmentation_real.png")
 

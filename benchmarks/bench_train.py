@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alexnet_tf.config import preset  # noqa: E402
-from alexnet_tf.train import train  # noqa: E402
+from alexnet_tf.training import train  # noqa: E402
 from data_prep import extract  # noqa: E402
 
 DEFAULT_ZIP = REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"

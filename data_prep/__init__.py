@@ -7,4 +7,20 @@ from .subset import counts_table, make_subset, plan_subset
 from .synthetic import make_synthetic
 
 __all__ = ["OFFICIAL_URL", "HashMismatchError", "download", "extract", "check", "summary_table",
-           "reorganise_val", "flatten_train", "make_subset", "plan_subset", "counts_table", "make_synthetic"]
+           "reorganise_val", "flatten_train", "make_subset", "plan_subset", "counts_table", "make_synthetic",
+           "dataset_root"]
+
+
+def dataset_root(data_dir="data", quick=False, source=OFFICIAL_URL, sha256=None):
+    """The dataset a notebook or script works on, prepared once: the synthetic set when ``quick``,
+    else Tiny ImageNet (``data_dir/tiny-imagenet-200.zip`` is used if present, downloaded if not,
+    and extracted once)."""
+    from pathlib import Path
+
+    if quick:
+        return make_synthetic(data_dir)
+    root = Path(data_dir) / "tiny-imagenet-200"
+    if root.is_dir():
+        return root
+    local = Path(data_dir) / "tiny-imagenet-200.zip"
+    return extract(local if local.is_file() else download(source, data_dir, sha256), data_dir)

@@ -9,7 +9,7 @@ import pytest
 
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.evaluate import evaluate_predictions, topk_metrics
-from alexnet_tf.train import evaluate_saved, train
+from alexnet_tf.training import evaluate_saved, train
 from conftest import REPO
 
 
@@ -33,6 +33,15 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
     assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
     assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == config
     assert len(result.history) == 8
+
+
+def test_finished_run_is_loaded_not_retrained(quick_run):
+    config, result = quick_run
+    again = train(config, verbose=0)
+    assert again.metrics == json.loads((result.run_dir / "metrics.json").read_text())
+    assert len(pd.read_csv(result.run_dir / "history.csv")) == 8
+    with pytest.raises(FileExistsError, match="another config"):
+        train(config.replace(dropout=0.3), verbose=0)
 
 
 def test_saved_model_reloads_and_predicts_the_same(quick_run, synthetic_root):
@@ -113,7 +122,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from alexnet_tf.config import preset
-from alexnet_tf.train import train
+from alexnet_tf.training import train
 r = train(preset("quick", data={str(synthetic_root)!r}, runs_dir={str(tmp_path)!r}, epochs=1, images_per_class=8,
                  distribute="mirrored", augmentation="none"), verbose=0)
 print("RESULT", r.metrics["epochs"], "DEVICES", len(tf.config.list_logical_devices("CPU")))

@@ -163,6 +163,9 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     config_path = run_dir / "config.json"
     if config_path.is_file() and TrainConfig.from_json(config_path.read_text()) != config:
         raise FileExistsError(f"{run_dir} holds a run with another config; choose another name (--name)")
+    if (run_dir / "metrics.json").is_file() and not backup_dir.is_dir():
+        print(f"{run_dir} is a finished run of this config: loading it, not training again")
+        return load_run(run_dir)
     resuming = backup_dir.is_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(config.to_json())
@@ -233,6 +236,13 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
           f"on {len(y_val)} {config.val_split} images. Run folder: {run_dir}")
     return RunResult(run_dir, model, history, metrics, report)
+
+
+def load_run(run_dir) -> RunResult:
+    """A finished run folder as a RunResult (final model, history, metrics, per-class report)."""
+    run_dir = Path(run_dir)
+    return RunResult(run_dir, keras.models.load_model(run_dir / "model.keras"), read_history(run_dir / "history.csv"),
+                     json.loads((run_dir / "metrics.json").read_text()), pd.read_csv(run_dir / "per_class_val.csv"))
 
 
 def read_history(path) -> pd.DataFrame:
