@@ -43,6 +43,9 @@ class TrainConfig:
     mixing: str | None = None  # "mixup" or "cutmix"
     tta: bool = False  # evaluate on the image and its mirror, averaged
     early_stopping_patience: int = 0  # 0: off
+    # transfer learning: start from a .keras or .weights.h5 file (layers matched by name and shape)
+    init_weights: str | None = None
+    freeze_features: bool = False  # keep the conv layers fixed (train the dense layers only)
     # reproducibility and hardware
     seed: int = 0
     deterministic: bool = False  # TensorFlow op determinism (slower)

@@ -110,6 +110,30 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.SGD(rate, momentum=config.momentum)
 
 
+def load_matching_weights(model, path) -> int:
+    """Copy weights from a ``.keras`` model or a ``.weights.h5`` file into ``model`` wherever a layer
+    of the same name has weights of the same shapes (e.g. all but the classifier of a network
+    trained on other classes). Returns how many layers were copied."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: give a .keras model or a .weights.h5 file")
+    if path.name.endswith(".weights.h5"):
+        before = [np.copy(w) for w in model.get_weights()]
+        model.load_weights(path, skip_mismatch=True)
+        return sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    source = {layer.name: layer for layer in keras.models.load_model(path).layers}
+    copied = 0
+    for layer in model.layers:
+        other = source.get(layer.name)
+        if other is None or not layer.weights:
+            continue
+        weights = other.get_weights()
+        if [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(weights)
+            copied += 1
+    return copied
+
+
 class _NaNGuard(keras.callbacks.TerminateOnNaN):
     """TerminateOnNaN, remembering when it fired so ``train`` can say what to do."""
 
@@ -188,6 +212,13 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         model = alexnet_model((config.image_size, config.image_size, 3), num_classes, config.variant, config.lrn,
                               config.dropout, config.weight_decay, config.batch_norm, config.preprocessing,
                               mean, variance, fast_augmenter(config.augment, config.seed) if augment_in_model else None)
+        if config.init_weights:
+            copied = load_matching_weights(model, config.init_weights)
+            print(f"Started from {config.init_weights}: weights of {copied} layers")
+        if config.freeze_features:
+            for layer in model.layers:
+                if layer.name.startswith(("conv", "bn")):
+                    layer.trainable = False
         model.compile(optimizer=_optimizer(config, steps_per_epoch),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),

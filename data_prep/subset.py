@@ -102,6 +102,12 @@ def make_subset(root, out_dir, classes="first:10", images_per_class=None, split=
         if existing.is_file() and existing.read_text() == manifest:
             return out_dir
         raise FileExistsError(f"{out_dir} exists and holds something else; choose another output folder")
+    _write_dataset(root, out_dir, rows, manifest)
+    return out_dir
+
+
+def _write_dataset(root: Path, out_dir: Path, rows, manifest: str) -> None:
+    """Write ``rows`` as a dataset folder that ``load_dataset`` reads (links to the originals)."""
     wnids = sorted({r["wnid"] for r in rows})
     words = tiny_imagenet.read_words(root, wnids)
     with atomic_dir(out_dir) as tmp:
@@ -113,4 +119,30 @@ def make_subset(root, out_dir, classes="first:10", images_per_class=None, split=
         (tmp / "words.txt").write_text("".join(f"{w}\t{words[w]}\n" for w in wnids))
         counts_table(rows).to_csv(tmp / "counts.csv")
         (tmp / "manifest.csv").write_text(manifest)  # written last: its presence marks a complete subset
-    return out_dir
+
+
+def make_folds(root, out_dir, k=3, classes="first:10", images_per_class=100, seed=0) -> list[Path]:
+    """K cross-validation folds of the train images: ``out_dir/fold<i>/`` has fold i as ``val``
+    and the other folds as ``train``. Seeded and re-runnable like ``make_subset``."""
+    root, out_dir = Path(root), Path(out_dir)
+    if k < 2:
+        raise ValueError(f"k={k}: cross-validation needs at least 2 folds")
+    wnids = choose_classes(root, classes, seed)
+    words = tiny_imagenet.read_words(root, wnids)
+    files, labels, _ = select_files(root, "train", wnids, images_per_class, seed)
+    order = np.random.default_rng(seed).permutation(len(files))
+    fold_of = np.empty(len(files), int)
+    fold_of[order] = np.arange(len(files)) % k
+    folders = []
+    for fold in range(k):
+        rows = [{"file": f"{'val' if fold_of[i] == fold else 'train'}/{wnids[y]}/{Path(f).name}", "wnid": wnids[y],
+                 "class_index": int(y), "words": words[wnids[y]], "split": "val" if fold_of[i] == fold else "train",
+                 "source": str(Path(f).relative_to(root))} for i, (f, y) in enumerate(zip(files, labels))]
+        target = out_dir / f"fold{fold}"
+        manifest = _manifest_text(rows)
+        if not (target / "manifest.csv").is_file() or (target / "manifest.csv").read_text() != manifest:
+            if target.exists():
+                raise FileExistsError(f"{target} exists and holds something else; choose another output folder")
+            _write_dataset(root, target, rows, manifest)
+        folders.append(target)
+    return folders

@@ -135,3 +135,17 @@ def test_real_load(real_root):
     grey = [i for i, f in enumerate(files) if Image.open(f).mode == "L"]
     assert grey, "Tiny-10 train has grayscale images; they must load as RGB"
     assert np.array_equal(x2[grey[0], ..., 0], x2[grey[0], ..., 1])
+
+
+def test_image_statistics():
+    from alexnet_tf.data import image_statistics
+
+    x = np.zeros((4, 2, 2, 3), np.uint8)
+    x[0] = 90  # grayscale (R == G == B)
+    x[1, ..., 0] = 200  # colour
+    x[2] = 30
+    x[3, ..., 2] = 7
+    stats = image_statistics(x, chunk=3)
+    assert stats["grayscale_share"] == 0.5 and stats["images"] == 4
+    assert stats["mean"] == [80.0, 30.0, 31.75]
+    assert stats["std"][1] == pytest.approx(np.std(x[..., 1]), abs=0.01)
