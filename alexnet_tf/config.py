@@ -106,7 +106,10 @@ PRESETS = {
     # The main job on the synthetic set: a few minutes on a 2-core CPU.
     "default": dict(epochs=12, optimizer="adam", learning_rate=1e-3),
     # Tiny-10: the ten alphabetically first classes of Tiny ImageNet.
-    "tiny10": dict(classes=10, epochs=60, learning_rate=0.02, augment=AugmentConfig(crop_padding=4)),
+    # Tiny-10 on a 2-core CPU within 20 minutes of training (about 19 s an epoch).
+    "tiny10": dict(classes=10, epochs=55, optimizer="adam", learning_rate=1e-3, label_smoothing=0.1, tta=True,
+                   augment=AugmentConfig(rotation_degrees=10, width_shift=0.1, height_shift=0.1, zoom=0.1,
+                                         crop_padding=4)),
     # All 200 classes, sized for a GPU.
     "tiny200": dict(epochs=30, batch_size=256, learning_rate=0.04),
 }

@@ -127,3 +127,14 @@ def plot_schedule(learning_rates, path=None):
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_experiment(table, columns, path=None, title="Validation top-1 accuracy"):
+    """One bar per run of an experiment table, labelled by the values of ``columns``."""
+    labels = [", ".join(f"{c}={row[c]}" for c in columns) for _, row in table.iterrows()]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(table) + 1))
+    ax.barh(labels, table["top1_accuracy"], color="tab:blue")
+    ax.invert_yaxis()
+    ax.set(xlabel="top-1 accuracy", xlim=(0, 1), title=title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -6,28 +6,21 @@ measured in one run. Also writes figures/augmentation_real.png.
 """
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, add_data_arguments, dataset
 
 from alexnet_tf.augment import AugmentConfig, augmentation_figure, compare_throughput  # noqa: E402
 from alexnet_tf.data import load_dataset  # noqa: E402
-from data_prep import extract  # noqa: E402
-
-DEFAULT_ZIP = REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--zip", default=os.environ.get("TINY_IMAGENET_ZIP", DEFAULT_ZIP))
-    parser.add_argument("--data", default=None, help="an extracted Tiny ImageNet folder instead of --zip")
+    add_data_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        root = Path(args.data) if args.data else extract(args.zip, work)
+        root = dataset(args, work)
         x, y, _ = load_dataset(root, "train")
         print(f"train split: {x.shape} {x.dtype}")
         config = AugmentConfig()

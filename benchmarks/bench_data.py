@@ -6,30 +6,25 @@ Prints images/s for decoding and seconds for the cached reload and the val reorg
 """
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import add_data_arguments, dataset
 
 from alexnet_tf.data import load_dataset  # noqa: E402
-from data_prep import extract, reorganise_val  # noqa: E402
-
-DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "tiny-imagenet-200.zip"
+from data_prep import reorganise_val  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--zip", default=os.environ.get("TINY_IMAGENET_ZIP", DEFAULT_ZIP))
+    add_data_arguments(parser)
     args = parser.parse_args()
-    if not Path(args.zip).is_file():
-        sys.exit(f"{args.zip} not found: pass --zip or set TINY_IMAGENET_ZIP")
     with tempfile.TemporaryDirectory() as work:
         t = time.perf_counter()
-        root = extract(args.zip, Path(work) / "data")
-        print(f"extract zip:              {time.perf_counter() - t:7.1f} s")
+        root = dataset(args, Path(work) / "data")
+        if not args.data:
+            print(f"extract zip:              {time.perf_counter() - t:7.1f} s")
         cache = Path(work) / "cache"
 
         t = time.perf_counter()

@@ -7,29 +7,22 @@ images/s counts training images per second of fit time, validation passes includ
 """
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, add_data_arguments, dataset
 
 from alexnet_tf.config import preset  # noqa: E402
 from alexnet_tf.training import train  # noqa: E402
-from data_prep import extract  # noqa: E402
-
-DEFAULT_ZIP = REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--zip", default=os.environ.get("TINY_IMAGENET_ZIP", DEFAULT_ZIP))
-    parser.add_argument("--data", default=None, help="an extracted Tiny ImageNet folder instead of --zip")
+    add_data_arguments(parser)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        root = Path(args.data) if args.data else extract(args.zip, work)
+        root = dataset(args, work)
         result = train(preset("default", data=str(root), classes=10, epochs=args.epochs,
                               runs_dir=str(Path(work) / "runs")), verbose=0)
         m = result.metrics
