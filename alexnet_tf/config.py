@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .augment import AugmentConfig
 from .model import VARIANTS
@@ -87,7 +88,14 @@ class TrainConfig:
             return self.name
         data = "synthetic" if self.data is None else str(self.data).rstrip("/").split("/")[-1].removesuffix(".zip")
         classes = "all" if self.classes is None else (self.classes if isinstance(self.classes, int) else len(self.classes))
-        return f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c-{self.epochs}e-seed{self.seed}"
+        images = "" if self.images_per_class is None else f"-{self.images_per_class}img"
+        return f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c{images}-{self.epochs}e-seed{self.seed}"
+
+    def resolved(self) -> "TrainConfig":
+        """The same config with absolute data and runs paths, as a run folder records it, so that
+        ``data/x`` from the repository's root and ``../data/x`` from ``notebooks/`` are one run."""
+        return self.replace(data=None if self.data is None else str(Path(self.data).resolve()),
+                            runs_dir=str(Path(self.runs_dir).resolve()))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -107,9 +115,8 @@ PRESETS = {
     "default": dict(epochs=12, optimizer="adam", learning_rate=1e-3),
     # Tiny-10: the ten alphabetically first classes of Tiny ImageNet.
     # Tiny-10 on a 2-core CPU within 20 minutes of training (about 19 s an epoch).
-    "tiny10": dict(classes=10, epochs=55, optimizer="adam", learning_rate=1e-3, label_smoothing=0.1, tta=True,
-                   augment=AugmentConfig(rotation_degrees=10, width_shift=0.1, height_shift=0.1, zoom=0.1,
-                                         crop_padding=4)),
+    "tiny10": dict(classes=10, epochs=65, optimizer="adam", learning_rate=1e-3, label_smoothing=0.1, tta=True,
+                   augment=AugmentConfig(crop_padding=4)),
     # All 200 classes, sized for a GPU.
     "tiny200": dict(epochs=30, batch_size=256, learning_rate=0.04),
 }

@@ -20,13 +20,13 @@ def _row(config: TrainConfig, result, **extra) -> dict:
 
 def grid_search(base: TrainConfig, grid: dict, name=None, verbose=0) -> pd.DataFrame:
     """Train every combination of ``grid`` (field -> values) on top of ``base``; one row per run.
-    Run folders are named ``<name>-grid-<field>=<value>...`` (``name`` defaults to the base's)."""
+    Run folders are named ``<base run name>[-<name>]-grid-<field>=<value>...``."""
     names = sorted(grid)
     rows = []
     for values in itertools.product(*(grid[n] for n in names)):
         changes = dict(zip(names, values))
         label = "-".join(f"{n}={v}" for n, v in changes.items())
-        config = base.replace(**changes, name=f"{name or base.run_name}-grid-{label}")
+        config = base.replace(**changes, name=f"{base.run_name}{'-' + name if name else ''}-grid-{label}")
         rows.append(_row(config, train(config, verbose=verbose), **changes))
     return pd.DataFrame(rows).sort_values("top1_accuracy", ascending=False, ignore_index=True)
 

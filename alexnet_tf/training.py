@@ -185,14 +185,14 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     run_dir = Path(config.runs_dir) / config.run_name
     backup_dir = run_dir / "backup"
     config_path = run_dir / "config.json"
-    if config_path.is_file() and TrainConfig.from_json(config_path.read_text()) != config:
+    if config_path.is_file() and TrainConfig.from_json(config_path.read_text()) != config.resolved():
         raise FileExistsError(f"{run_dir} holds a run with another config; choose another name (--name)")
     if (run_dir / "metrics.json").is_file() and not backup_dir.is_dir():
         print(f"{run_dir} is a finished run of this config: loading it, not training again")
         return load_run(run_dir)
     resuming = backup_dir.is_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(config.to_json())
+    config_path.write_text(config.resolved().to_json())
 
     root = prepare_data(config.data, data_work_dir(config))
     x_train, y_train, class_names = load_dataset(root, "train", config.classes, config.images_per_class,

@@ -1,6 +1,6 @@
 """Augmentation benchmark: augmented images/s of ImageDataGenerator.flow and of the fast path
 (tf.data + RandomAffine) on the real train split, 64x64, batch 128, the same transforms,
-measured in one run. Also writes figures/augmentation_real.png.
+measured in one run.
 
     python benchmarks/bench_augment.py [--zip PATH]
 """
@@ -9,9 +9,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import REPO, add_data_arguments, dataset
+from common import add_data_arguments, dataset
 
-from alexnet_tf.augment import AugmentConfig, augmentation_figure, compare_throughput  # noqa: E402
+from alexnet_tf.augment import AugmentConfig, compare_throughput  # noqa: E402
 from alexnet_tf.data import load_dataset  # noqa: E402
 
 
@@ -28,8 +28,6 @@ def main():
         print(f"ImageDataGenerator.flow: {result['classic_images_per_s']:9.0f} images/s")
         print(f"fast path (tf.data):     {result['fast_images_per_s']:9.0f} images/s")
         print(f"ratio: {result['ratio']:.1f}x")
-        augmentation_figure(x[[0, 4000, 32000, 60000]], config, samples=4, path=REPO / "figures" / "augmentation_real.png")
-        print("wrote figures/augmentation_real.png")
 
 
 if __name__ == "__main__":

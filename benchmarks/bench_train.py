@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import REPO, add_data_arguments, dataset
+from common import add_data_arguments, dataset
 
 from alexnet_tf.config import preset  # noqa: E402
 from alexnet_tf.training import train  # noqa: E402

@@ -31,7 +31,7 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
     assert not (result.run_dir / "backup").exists()
     manifest = pd.read_csv(result.run_dir / "manifest.csv")
     assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
-    assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == config
+    assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == config.resolved()
     assert len(result.history) == 8
 
 
@@ -42,6 +42,13 @@ def test_finished_run_is_loaded_not_retrained(quick_run):
     assert len(pd.read_csv(result.run_dir / "history.csv")) == 8
     with pytest.raises(FileExistsError, match="another config"):
         train(config.replace(dropout=0.3), verbose=0)
+
+
+def test_relative_and_absolute_paths_are_one_run(quick_run, monkeypatch):
+    config, result = quick_run
+    monkeypatch.chdir(result.run_dir)
+    relative = config.replace(runs_dir="../../" + result.run_dir.parent.name)
+    assert relative.resolved() == config.resolved()
 
 
 def test_saved_model_reloads_and_predicts_the_same(quick_run, synthetic_root):
