@@ -7,7 +7,6 @@ measured in one run.
 
 import argparse
 import tempfile
-from pathlib import Path
 
 from common import add_data_arguments, dataset
 

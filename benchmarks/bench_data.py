@@ -6,6 +6,7 @@ Prints images/s for decoding and seconds for the cached reload and the val reorg
 """
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
