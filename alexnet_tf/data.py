@@ -133,25 +133,27 @@ def load_dataset(data_dir, split="train", classes=None, images_per_class=None, i
     files, labels, class_names = select_files(data_dir, split, classes, images_per_class, seed)
     if not files:
         raise tiny_imagenet.DataFormatError(f"{Path(data_dir) / split} has no images for classes {class_names[:5]}")
+    return load_images(files, image_size, cache, cache_dir, workers), labels, class_names
+
+
+def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None) -> np.ndarray:
+    """Decode ``files`` (e.g. from ``select_files``) into uint8 arrays, through the cache."""
     if not cache:
-        return decode_images(files, image_size, workers), labels, class_names
-
-    entry = Path(cache_dir or default_cache_dir()) / f"{split}-{len(files)}-{_cache_key(files, image_size)}"
+        return decode_images(files, image_size, workers)
+    entry = Path(cache_dir or default_cache_dir()) / f"{len(files)}-{_cache_key(files, image_size)}"
     if (entry / "images.npy").is_file():
-        return np.load(entry / "images.npy"), np.load(entry / "labels.npy"), class_names
+        return np.load(entry / "images.npy")
     images = decode_images(files, image_size, workers)
-    _write_cache(entry, images, labels, class_names, data_dir, split)
-    return images, labels, class_names
+    _write_cache(entry, images, files)
+    return images
 
 
-def _write_cache(entry: Path, images, labels, class_names, data_dir, split):
+def _write_cache(entry: Path, images, files):
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         np.save(tmp / "images.npy", images)
-        np.save(tmp / "labels.npy", labels)
-        (tmp / "meta.json").write_text(json.dumps(
-            {"data_dir": str(data_dir), "split": split, "class_names": class_names, "shape": list(images.shape)}))
+        (tmp / "meta.json").write_text(json.dumps({"first_file": str(files[0]), "shape": list(images.shape)}))
         try:
             tmp.rename(entry)
         except OSError:  # another process cached the same selection first

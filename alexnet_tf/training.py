@@ -24,7 +24,7 @@ import pandas as pd
 from . import plots
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
-from .data import class_descriptions, load_dataset, select_files
+from .data import class_descriptions, load_dataset, load_images, select_files
 from .evaluate import evaluate_predictions, predict
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
@@ -191,16 +191,18 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         print(f"{run_dir} is a finished run of this config: loading it, not training again")
         return load_run(run_dir)
     resuming = backup_dir.is_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(config.resolved().to_json())
 
     root = prepare_data(config.data, data_work_dir(config))
-    x_train, y_train, class_names = load_dataset(root, "train", config.classes, config.images_per_class,
-                                                 config.image_size, seed=config.seed)
-    x_val, y_val, _ = load_dataset(root, config.val_split, class_names, image_size=config.image_size)
-    write_manifest(run_dir / "manifest.csv", root, [
-        ("train", *select_files(root, "train", config.classes, config.images_per_class, config.seed)[:2]),
-        (config.val_split, *select_files(root, config.val_split, class_names)[:2])], class_names)
+    train_files, y_train, class_names = select_files(root, "train", config.classes, config.images_per_class,
+                                                     config.seed)
+    val_files, y_val, _ = select_files(root, config.val_split, class_names)
+    x_train = load_images(train_files, config.image_size)
+    x_val = load_images(val_files, config.image_size)
+    # Written once the data is known to load, so a failed start leaves no run folder behind.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(config.resolved().to_json())
+    write_manifest(run_dir / "manifest.csv", root,
+                   [("train", train_files, y_train), (config.val_split, val_files, y_val)], class_names)
     num_classes = len(class_names)
     print(f"Data: {root}: {len(x_train)} train and {len(x_val)} {config.val_split} images, {num_classes} classes")
 

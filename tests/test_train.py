@@ -111,7 +111,9 @@ def test_bad_config_values(bad, message):
 
 def test_classes_not_in_the_data(synthetic_root, tmp_path):
     with pytest.raises(ValueError, match="unknown class name"):
-        train(preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), classes=["n01443537"]), verbose=0)
+        train(preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), classes=["n01443537"],
+                     name="run"), verbose=0)
+    assert not (tmp_path / "run").exists()  # the corrected command can reuse the name
 
 
 def test_cli_help_and_bad_values():
