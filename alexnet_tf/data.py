@@ -33,11 +33,13 @@ def select_files(data_dir, split="train", classes=None, images_per_class=None, s
 
     ``classes``: None (all), an int N (alphabetically first N) or a list of class names.
     ``images_per_class``: the first M files of each class in natural order, or a seeded
-    random M when ``seed`` is given. Raises if a class has fewer than M images.
+    random M when ``seed`` is given. Raises if the selection is empty or a class has fewer than M images.
     """
     data_dir = Path(data_dir)
     class_names = tiny_imagenet.resolve_classes(data_dir, classes)
     files, labels = tiny_imagenet.split_files(data_dir, split, class_names)
+    if not files:
+        raise tiny_imagenet.DataFormatError(f"{data_dir / split} has no images for classes {class_names[:5]}")
     if images_per_class is not None:
         if images_per_class < 1:
             raise ValueError(f"images_per_class={images_per_class} must be at least 1")
@@ -131,8 +133,6 @@ def load_dataset(data_dir, split="train", classes=None, images_per_class=None, i
     size, so a second load of the same selection is a plain read of a .npy file.
     """
     files, labels, class_names = select_files(data_dir, split, classes, images_per_class, seed)
-    if not files:
-        raise tiny_imagenet.DataFormatError(f"{Path(data_dir) / split} has no images for classes {class_names[:5]}")
     return load_images(files, image_size, cache, cache_dir, workers), labels, class_names
 
 

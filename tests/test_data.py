@@ -96,6 +96,15 @@ def test_class_folder_dataset(tmp_path):
     assert names == ["cat", "dog"] and x.shape == (6, 64, 64, 3) and y.tolist() == [0, 0, 0, 1, 1, 1]
 
 
+
+def test_empty_selection_names_the_folder(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "train" / "cat" / "0.jpg")
+    assert len(select_files(tmp_path, "train")[0]) == 1
+    with pytest.raises(DataFormatError, match=r"val has no images for classes \['cat'\]"):
+        select_files(tmp_path, "val")
+
 def test_class_descriptions(synthetic_root):
     assert class_descriptions(synthetic_root, ["synth0000", "unknown"]) == ["synthetic circle", "unknown"]
 
