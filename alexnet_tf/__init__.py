@@ -15,7 +15,7 @@ _EXPORTS = {
     "alexnet_model": "model", "LocalResponseNormalization": "model", "channel_stats": "model",
     "AugmentConfig": "augment", "image_data_generator": "augment", "fast_augmenter": "augment",
     "TrainConfig": "config", "preset": "config", "train": "training", "evaluate_saved": "training",
-    "evaluate_predictions": "evaluate",
+    "evaluate_predictions": "evaluate", "prediction_table": "evaluate",
     "lr_schedule": "schedules", "plateau_callback": "schedules", "WarmupCosine": "schedules", "OneCycle": "schedules",
 }
 

@@ -51,9 +51,25 @@ def per_class_report(confusion, class_names, descriptions=None) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame([macro])], ignore_index=True)
 
 
+def prediction_table(files, probs, class_names, descriptions=None, k=5) -> pd.DataFrame:
+    """One row per image: its file, the predicted class, its name and probability, and the top-k classes
+    (space-separated, most likely first): what unlabelled images such as Tiny ImageNet's test split get."""
+    probs = np.asarray(probs)
+    top = np.argsort(-probs, axis=1)[:, :k]
+    names = descriptions or class_names
+    return pd.DataFrame({"file": [str(f) for f in files],
+                         "predicted": [class_names[i] for i in top[:, 0]],
+                         "name": [names[i] for i in top[:, 0]],
+                         "probability": probs[np.arange(len(probs)), top[:, 0]],
+                         f"top{k}": [" ".join(class_names[i] for i in row) for row in top]})
+
+
 def evaluate_predictions(labels, probs, class_names, descriptions=None):
     """Everything above from one probability matrix: ``(metrics dict, per-class DataFrame, confusion)``."""
     labels = np.asarray(labels)
+    if np.any(labels < 0):
+        raise ValueError(f"{int(np.sum(labels < 0))} of {len(labels)} images have no label (-1, as in Tiny ImageNet's "
+                         "test split): there is nothing to score; list their predictions with prediction_table")
     predicted = np.argmax(probs, axis=1)
     confusion = confusion_matrix(labels, predicted, len(class_names))
     report = per_class_report(confusion, class_names, descriptions)

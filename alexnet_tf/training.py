@@ -24,8 +24,8 @@ import pandas as pd
 from . import plots
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
-from .data import class_descriptions, load_dataset, load_images, select_files
-from .evaluate import evaluate_predictions, predict
+from .data import class_descriptions, load_images, select_files
+from .evaluate import evaluate_predictions, predict, prediction_table
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
 
@@ -307,7 +307,10 @@ def evaluate_run(model, run_dir, root, class_names, images, labels, tta=False, h
 
 
 def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None) -> dict:
-    """Re-evaluate a saved run on any split; ``export`` also writes the legacy HDF5 format."""
+    """Re-evaluate a saved run on any split; ``export`` also writes the legacy HDF5 format.
+
+    A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
+    ``predictions_<split>.csv`` in the run folder instead (see ``prediction_table``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{run_dir / 'model.keras'} not found: is {run_dir} a finished run folder?")
@@ -316,10 +319,19 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None) -> di
     root = prepare_data(data if data is not None else config.data, data_work_dir(config))
     class_names = list(pd.read_csv(run_dir / "manifest.csv").drop_duplicates("class_index")
                        .sort_values("class_index")["wnid"])
-    images, labels, _ = load_dataset(root, split, class_names, image_size=config.image_size)
-    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else None
-    metrics, _ = evaluate_run(model, run_dir, root, class_names, images, labels,
-                              config.tta if tta is None else tta, history, split)
+    files, labels, _ = select_files(root, split, class_names)
+    images = load_images(files, config.image_size)
+    tta = config.tta if tta is None else tta
+    if np.all(labels < 0):
+        table = prediction_table([os.path.relpath(f, root) for f in files], predict(model, images, tta=tta),
+                                 class_names, class_descriptions(root, class_names))
+        path = run_dir / f"predictions_{split}.csv"
+        table.to_csv(path, index=False)
+        print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
+        metrics = {"split": split, "images": len(files), "predictions": str(path)}
+    else:
+        history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else None
+        metrics, _ = evaluate_run(model, run_dir, root, class_names, images, labels, tta, history, split)
     if export:
         model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
     return metrics

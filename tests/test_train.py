@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from alexnet_tf.config import TrainConfig, preset
-from alexnet_tf.evaluate import evaluate_predictions, topk_metrics
+from alexnet_tf.cli import main as cli_main
+from alexnet_tf.evaluate import evaluate_predictions, predict, prediction_table, topk_metrics
 from alexnet_tf.training import evaluate_saved, train
 from conftest import REPO
 
@@ -64,6 +65,29 @@ def test_evaluate_saved_run_and_export_h5(quick_run, tmp_path):
     assert metrics["top1_accuracy"] == pytest.approx(result.metrics["top1_accuracy"], abs=1e-6)
     assert (tmp_path / "model.h5").stat().st_size > 100_000
 
+
+
+def test_unlabelled_test_split_gets_predictions_not_a_score(quick_run, synthetic_root, capsys):
+    _, result = quick_run
+    assert cli_main(["evaluate", str(result.run_dir), "--split", "test"]) == 0
+    assert '"predictions"' in capsys.readouterr().out
+    table = pd.read_csv(result.run_dir / "predictions_test.csv")
+    assert list(table["file"]) == [f"test/images/test_{n}.JPEG" for n in range(20)]  # natural order
+    class_names = sorted(pd.read_csv(result.run_dir / "manifest.csv")["wnid"].unique())
+    images = np.stack([np.asarray(keras.utils.load_img(synthetic_root / f)) for f in table["file"]])
+    probs = predict(result.model, images)
+    assert list(table["predicted"]) == [class_names[i] for i in probs.argmax(1)]
+    np.testing.assert_allclose(table["probability"], probs.max(1), rtol=1e-4)
+    assert all(len(row.split()) == 5 and row.split()[0] == top for row, top in zip(table["top5"], table["predicted"]))
+
+
+def test_prediction_table_and_unlabelled_scores():
+    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    table = prediction_table(["x.jpg", "y.jpg"], probs, ["a", "b", "c"], ["ant", "bee", "cat"], k=2)
+    assert list(table["predicted"]) == ["b", "a"] and list(table["name"]) == ["bee", "ant"]
+    assert list(table["probability"]) == [0.6, 0.5] and list(table["top2"]) == ["b c", "a c"]
+    with pytest.raises(ValueError, match="2 of 2 images have no label"):
+        evaluate_predictions(np.array([-1, -1]), probs, ["a", "b", "c"])
 
 class _Kill(keras.callbacks.Callback):
     """Stops the process the hard way after an epoch, as a kill would (after the epoch's backup)."""
