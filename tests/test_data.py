@@ -96,7 +96,6 @@ def test_class_folder_dataset(tmp_path):
     assert names == ["cat", "dog"] and x.shape == (6, 64, 64, 3) and y.tolist() == [0, 0, 0, 1, 1, 1]
 
 
-
 def test_empty_selection_names_the_folder(tmp_path):
     for split in ("train", "val"):
         (tmp_path / split / "cat").mkdir(parents=True)
@@ -104,6 +103,7 @@ def test_empty_selection_names_the_folder(tmp_path):
     assert len(select_files(tmp_path, "train")[0]) == 1
     with pytest.raises(DataFormatError, match=r"val has no images for classes \['cat'\]"):
         select_files(tmp_path, "val")
+
 
 def test_class_descriptions(synthetic_root):
     assert class_descriptions(synthetic_root, ["synth0000", "unknown"]) == ["synthetic circle", "unknown"]

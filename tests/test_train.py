@@ -66,7 +66,6 @@ def test_evaluate_saved_run_and_export_h5(quick_run, tmp_path):
     assert (tmp_path / "model.h5").stat().st_size > 100_000
 
 
-
 def test_unlabelled_test_split_gets_predictions_not_a_score(quick_run, synthetic_root, capsys):
     _, result = quick_run
     assert cli_main(["evaluate", str(result.run_dir), "--split", "test"]) == 0
@@ -88,6 +87,7 @@ def test_prediction_table_and_unlabelled_scores():
     assert list(table["probability"]) == [0.6, 0.5] and list(table["top2"]) == ["b c", "a c"]
     with pytest.raises(ValueError, match="2 of 2 images have no label"):
         evaluate_predictions(np.array([-1, -1]), probs, ["a", "b", "c"])
+
 
 class _Kill(keras.callbacks.Callback):
     """Stops the process the hard way after an epoch, as a kill would (after the epoch's backup)."""
