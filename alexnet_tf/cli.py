@@ -1,8 +1,13 @@
 """python -m alexnet_tf {main,train,evaluate}: training and evaluation from the command line.
 
-  main      data -> train -> evaluate -> figures on the synthetic set, or on --data
-  train     one run from a preset plus any config field as an option (--epochs 10 ...)
+  main      data -> train -> evaluate -> figures (the synthetic set unless --data)
+  train     one run: a preset plus any setting as an option (--epochs 10 ...)
   evaluate  re-evaluate a saved run folder on any split; --export model.h5 writes HDF5 too
+
+examples:
+  python -m alexnet_tf main
+  python -m alexnet_tf train --preset tiny10 --data data/tiny-imagenet-200.zip
+  python -m alexnet_tf evaluate runs/<name> --split test
 """
 
 from __future__ import annotations
@@ -10,70 +15,171 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 
+# What each setting means; the option's default and choices are added to it.
+FIELD_HELP = {
+    "data": "Tiny ImageNet folder or zip, or any <root>/<split>/<class>/ folder (default: the synthetic set)",
+    "classes": "which classes: N or first:N (alphabetically first N), random:N (seeded), a wnid, or "
+               "wnid,wnid,... (default: all)",
+    "images_per_class": "training images per class, the first M in natural file order (none: all)",
+    "val_split": "split that validates the run; it must have labels",
+    "image_size": "side in pixels the images are resized to",
+    "variant": "network",
+    "lrn": "Local Response Normalization after conv1 and conv2, as in the paper",
+    "dropout": "dropout rate of the two hidden dense layers",
+    "weight_decay": "the paper's weight decay on the kernels (an L2 penalty of half this)",
+    "batch_norm": "batch normalisation after each conv layer (not in the paper)",
+    "preprocessing": "uint8 -> float inside the model: standardize (train-set mean/std), rescale or imagenet",
+    "epochs": "training epochs",
+    "batch_size": "images per training step",
+    "optimizer": "optimizer",
+    "learning_rate": "peak learning rate",
+    "momentum": "SGD momentum",
+    "schedule": "learning-rate schedule",
+    "lr_drops": "epochs at which schedule=step halves the rate, comma-separated",
+    "warmup_epochs": "warm-up epochs of schedule=cosine",
+    "label_smoothing": "label smoothing of the cross-entropy, in [0, 1)",
+    "augmentation": "fast (batched Keras layer), classic (ImageDataGenerator) or none",
+    "mixing": "MixUp or CutMix on each batch (none: off)",
+    "tta": "evaluate on each image and its mirror, averaged",
+    "early_stopping_patience": "stop after this many epochs without a better val loss (0: off)",
+    "init_weights": "start from this .keras or .weights.h5 (layers matched by name and shape)",
+    "freeze_features": "keep the conv layers fixed (train the dense layers only)",
+    "seed": "random seed (data order, augmentation, initial weights, random:N classes)",
+    "deterministic": "TensorFlow op determinism (slower)",
+    "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
+                 "float32 elsewhere",
+    "jit_compile": "XLA compilation (default: on for a GPU, off for a CPU, where it is slower)",
+    "distribute": "none, mirrored (all GPUs of one machine) or multiworker (machines in TF_CONFIG)",
+    "runs_dir": "folder of the run folders",
+    "name": "run folder name (default: derived from the settings, with a short hash of them)",
+}
+CHOICES = {
+    "variant": ("tiny", "original", "mini"), "optimizer": ("sgd", "adam"),
+    "schedule": ("step", "plateau", "cosine", "onecycle", "constant"), "augmentation": ("fast", "classic", "none"),
+    "mixing": ("mixup", "cutmix", "none"), "preprocessing": ("standardize", "rescale", "imagenet"),
+    "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+    "distribute": ("none", "mirrored", "multiworker"),
+}
 
-def _add_config_options(parser):
+
+def parse_classes(text: str):
+    """``--classes``, the grammar of ``data_prep subset``: "10" or "first:10" -> 10, "random:10" stays
+    (resolved with the seed), "none" -> None (all), "a,b" -> [a, b], one wnid -> [wnid]."""
+    text = text.strip()
+    if text.lower() in ("none", "all"):
+        return None
+    if text.isdigit():
+        return int(text)
+    if text.startswith("first:") and text[6:].isdigit():
+        return int(text[6:])
+    if text.startswith("random:"):
+        if not text[7:].isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r}: random:N needs a whole number N")
+        return text
+    if text.startswith(("first:",)):
+        raise argparse.ArgumentTypeError(f"{text!r}: first:N needs a whole number N")
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _optional(parse):
+    """``parse``, with "none" meaning None (unset), for settings that may be None."""
+    return lambda text: None if text.strip().lower() == "none" else parse(text)
+
+
+def _int_list(text):
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 20,25") from None
+
+
+def _add_config_options(parser, preset_defaults):
     from .config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
         if f.name == "augment":
-            parser.add_argument("--augment", type=json.loads, default=None,
-                                help='augmentation settings as JSON, e.g. \'{"rotation_degrees": 10, "crop_padding": 4}\'')
+            parser.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, metavar="JSON",
+                                help='augmentation settings as JSON, e.g. \'{"rotation_degrees": 10, "crop_padding": '
+                                     '4}\'; unnamed settings keep their defaults (default: '
+                                     f'{json.dumps(dataclasses.asdict(preset_defaults.get("augment", f.default_factory())))})')
             continue
         hint = hints[f.name]
-        kwargs = {"default": None, "dest": f.name}
+        optional = type(None) in typing.get_args(hint)
+        # Not given: absent from the namespace, so a preset's value stands; "none" unsets an optional one.
+        kwargs = {"default": argparse.SUPPRESS, "dest": f.name}
+        default = preset_defaults.get(f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default)
+        text = FIELD_HELP.get(f.name, f.name)
+        if f.name in CHOICES:
+            text += f"; one of {', '.join(CHOICES[f.name])}"
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif hint in (int, float, str):
-            kwargs["type"] = hint
-        else:  # classes (int or comma-separated wnids), lr_drops, optional values
-            kwargs["type"] = _parse_loose
-        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        elif f.name == "classes":
+            kwargs["type"], kwargs["metavar"] = parse_classes, "SPEC"
+        elif f.name == "lr_drops":
+            kwargs["type"], kwargs["metavar"] = _int_list, "E1,E2"
+        elif f.name == "jit_compile":
+            kwargs["type"], kwargs["metavar"] = _optional(_parse_bool), "{on,off,none}"
+        else:
+            base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+            kwargs["type"] = _optional(base) if optional else base
+            kwargs["metavar"] = f.name.upper()
+        kwargs["help"] = f"{text} (default: {'none' if default is None else default}{'; none unsets it' if optional else ''})"
+        parser.add_argument(flag, **kwargs)
 
 
-def _parse_loose(text):
-    if text.lower() == "none":
-        return None
-    if "," in text:
-        return [_parse_loose(t) for t in text.split(",") if t]
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+def _parse_bool(text):
+    if text.lower() in ("on", "true", "yes", "1"):
+        return True
+    if text.lower() in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: give on or off")
 
 
 def _config_from(args):
     from .config import TrainConfig, preset
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f.name, None) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     return preset(args.preset, **overrides)
 
 
-def main(argv=None) -> int:
+def build_parser():
+    from .config import PRESETS
+
     parser = argparse.ArgumentParser(prog="python -m alexnet_tf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("main", "data -> train -> evaluate -> figures (synthetic data unless --data)"),
-                       ("train", "train one run")):
-        p = commands.add_parser(name, help=text)
-        p.add_argument("--preset", default="default", help="quick, default, tiny10 or tiny200")
-        _add_config_options(p)
-    p = commands.add_parser("evaluate", help="re-evaluate a saved run folder")
-    p.add_argument("run_dir")
-    p.add_argument("--split", default="val")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{main,train,evaluate}")
+    for name, text, preset_name in (("main", "data -> train -> evaluate -> figures (synthetic data unless --data)",
+                                     "default"),
+                                    ("train", "train one run from a preset and options", "default")):
+        p = commands.add_parser(name, help=text, description=text)
+        p.add_argument("--preset", default=preset_name, choices=sorted(PRESETS),
+                       help=f"starting settings; options override them (default: {preset_name}; defaults below "
+                            f"are that preset's)")
+        _add_config_options(p, PRESETS[preset_name])
+    p = commands.add_parser("evaluate", help="re-evaluate a saved run folder on any split",
+                            description="Re-evaluate a saved run folder; an unlabelled split gets predictions.")
+    p.add_argument("run_dir", help="a finished run folder, runs/<name>")
+    p.add_argument("--split", default="val", help="train, val or test (default: val)")
     p.add_argument("--data", default=None, help="dataset folder or zip (default: the run's own)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over each image and its mirror (default: as the run was configured)")
     p.add_argument("--export", default=None, help="also save the model here (a .h5 path: legacy HDF5)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None) -> int:
+    from .hardware import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
+    args = build_parser().parse_args(argv)
     from .tiny_imagenet import DataFormatError
+
     try:
         if args.command == "evaluate":
             from .training import evaluate_saved
@@ -81,14 +187,22 @@ def main(argv=None) -> int:
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta)
             print(json.dumps(metrics, indent=2))
             return 0
+        config = _config_from(args)
         from .training import train
 
-        result = train(_config_from(args))
+        result = train(config)
         print(f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
               f"model:    {result.run_dir / 'model.keras'}")
-    except (ValueError, FileNotFoundError, FileExistsError, DataFormatError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, DataFormatError,
+            FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the last finished epoch", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. "... | head": the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import re
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .augment import AugmentConfig
+from .hardware import PRECISIONS
 from .model import VARIANTS
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle", "constant")
@@ -17,7 +21,8 @@ SCHEDULES = ("step", "plateau", "cosine", "onecycle", "constant")
 class TrainConfig:
     # data: a Tiny ImageNet folder or zip, any <root>/<split>/<class>/ folder, or None for the synthetic set
     data: str | None = None
-    classes: int | list | None = None  # None: all; N: alphabetically first N; or a list of wnids
+    # None: all; N: the alphabetically first N; "random:N": N chosen with the seed; or a list of wnids
+    classes: int | str | list | None = None
     images_per_class: int | None = None  # training images per class (None: all)
     val_split: str = "val"
     image_size: int = 64
@@ -50,6 +55,10 @@ class TrainConfig:
     # reproducibility and hardware
     seed: int = 0
     deterministic: bool = False  # TensorFlow op determinism (slower)
+    # "auto": mixed_bfloat16 on GPUs >= 8.0 and CPUs with native bfloat16, mixed_float16 on older
+    # GPUs (T4), float32 elsewhere (see alexnet_tf.hardware.choose_precision)
+    precision: str = "auto"
+    jit_compile: bool | None = None  # XLA; None: on a GPU, off on a CPU (where it is slower)
     distribute: str = "none"  # "none", "mirrored" (all GPUs of one machine) or "multiworker" (TF_CONFIG)
     # output
     runs_dir: str = "runs"
@@ -57,8 +66,15 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(**self.augment)
-        problems = []
+            try:
+                self.augment = AugmentConfig(**self.augment)
+            except TypeError:
+                known = [f.name for f in dataclasses.fields(AugmentConfig)]
+                unknown = sorted(set(self.augment) - set(known))
+                raise ValueError(f"augment has unknown setting(s) {unknown}; known: {known}") from None
+        problems = _type_problems(self)
+        if problems:  # comparisons below would fail with a TypeError on a wrong type
+            raise ValueError("bad training config: " + "; ".join(problems))
         if self.epochs < 1:
             problems.append(f"epochs={self.epochs} must be >= 1")
         if self.batch_size < 1:
@@ -79,17 +95,42 @@ class TrainConfig:
             problems.append(f"distribute={self.distribute!r}; choose none, mirrored or multiworker")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        if isinstance(self.classes, str) and not re.fullmatch(r"random:[1-9][0-9]*", self.classes):
+            problems.append(f"classes={self.classes!r}; give N, 'first:N', 'random:N' or a list of class names")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.images_per_class is not None and self.images_per_class < 1:
+            problems.append(f"images_per_class={self.images_per_class} must be >= 1 (or None for all)")
         if problems:
             raise ValueError("bad training config: " + "; ".join(problems))
 
     @property
     def run_name(self) -> str:
+        """``name``, or a readable summary plus a short hash of every setting that shapes the run,
+        so that two configs never share a folder by accident (and the same config always does)."""
         if self.name:
             return self.name
         data = "synthetic" if self.data is None else str(self.data).rstrip("/").split("/")[-1].removesuffix(".zip")
-        classes = "all" if self.classes is None else (self.classes if isinstance(self.classes, int) else len(self.classes))
+        if self.classes is None:
+            classes = "all"
+        elif isinstance(self.classes, (int, str)):
+            classes = str(self.classes).replace(":", "")
+        else:
+            classes = len(self.classes)
         images = "" if self.images_per_class is None else f"-{self.images_per_class}img"
-        return f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c{images}-{self.epochs}e-seed{self.seed}"
+        return (f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c{images}-{self.epochs}e-"
+                f"seed{self.seed}-{self.fingerprint()}")
+
+    def fingerprint(self) -> str:
+        """6 hex digits of the settings that change what is trained (not where it is written)."""
+        settings = {k: v for k, v in asdict(self.resolved()).items() if k not in ("runs_dir", "name", "data")}
+        settings["data"] = None if self.data is None else Path(self.data).name
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """``field: this -> other`` for each field where the two configs differ."""
+        a, b = asdict(self), asdict(other)
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
 
     def resolved(self) -> "TrainConfig":
         """The same config with absolute data and runs paths, as a run folder records it, so that
@@ -101,11 +142,40 @@ class TrainConfig:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, source="config.json") -> "TrainConfig":
+        """Parse a run's config.json; a hand-edited or older file gets an error naming ``source`` and the key."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source} is not valid JSON ({err}); restore it or start a new run") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} should hold a JSON object of settings; restore it or start a new run")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown} (written by another version?); remove them "
+                             f"or start a new run. Known settings: {sorted(known)}")
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _type_problems(config) -> list[str]:
+    """Fields whose value does not have the declared type (a hand-edited config.json, a typo'd option)."""
+    hints = typing.get_type_hints(type(config))
+    problems = []
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        declared = tuple(typing.get_origin(t) or t for t in typing.get_args(hint) or (hint,))
+        allowed = declared + ((int,) if float in declared else ())  # 1 is a fine learning rate
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in declared):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in declared)
+            problems.append(f"{f.name}={value!r} must be {names}")
+    return problems
 
 
 PRESETS = {

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -21,11 +22,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import plots, tiny_imagenet
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, load_images, select_files
 from .evaluate import evaluate_predictions, predict, prediction_table
+from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
 
@@ -56,24 +58,6 @@ def data_work_dir(config: TrainConfig) -> Path:
     return Path(config.runs_dir).resolve().parent / "data"
 
 
-def describe_device() -> tuple[str, bool]:
-    """(what we train on, whether it is a GPU)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-    elif backend == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-    else:
-        gpus = []
-    if gpus:
-        return f"GPU ({len(gpus)}x), backend {backend}", True
-    return f"CPU ({os.cpu_count()} cores), backend {backend}", False
-
-
 def _strategy(config: TrainConfig):
     if config.distribute == "none":
         return None
@@ -82,6 +66,15 @@ def _strategy(config: TrainConfig):
     if config.distribute == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
+
+
+def _class_names(root, config: TrainConfig) -> list[str]:
+    """The classes ``config.classes`` selects, in the grammar of ``data_prep subset --classes``."""
+    if config.classes is None:
+        return tiny_imagenet.dataset_classes(root)
+    from data_prep.subset import choose_classes
+
+    return choose_classes(root, config.classes, config.seed)
 
 
 def write_manifest(path: Path, root, splits, class_names):
@@ -134,6 +127,15 @@ def load_matching_weights(model, path) -> int:
     return copied
 
 
+class _FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that never saves an epoch whose loss is NaN or infinite: a diverged run
+    must not leave a best.keras that looks usable (its accuracy can look best by chance)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if np.isfinite((logs or {}).get("loss", 0.0)):
+            super().on_epoch_end(epoch, logs)
+
+
 class _NaNGuard(keras.callbacks.TerminateOnNaN):
     """TerminateOnNaN, remembering when it fired so ``train`` can say what to do."""
 
@@ -171,36 +173,70 @@ def _training_data(config, x, y, num_classes, augment_in_model):
 
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     """Run ``config`` end to end and return the run folder, model, history, metrics and report."""
+    device, on_gpu = describe_device()
+    precision = choose_precision(config.precision, gpu_compute_capability() if on_gpu else None)
+    jit_compile = choose_jit_compile(config.jit_compile, on_gpu)
+    print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose)
+    finally:  # the policy is global state: leave it as the caller had it
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _check_run_folder(config: TrainConfig, run_dir: Path, recorded: TrainConfig) -> None:
+    """Refuse a run folder that holds another config, naming what differs and the way out."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        return
+    stored = TrainConfig.from_json(config_path.read_text(), config_path)
+    if stored != recorded:
+        differences = "; ".join(stored.differences(recorded))
+        raise FileExistsError(
+            f"{run_dir} holds a run with another config ({differences}). To keep both, pass --name NEW_NAME; "
+            f"to continue that run, repeat its settings")
+
+
+def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -> RunResult:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    device, on_gpu = describe_device()
-    print(f"Training on {device}")
-    if on_gpu:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     run_dir = Path(config.runs_dir) / config.run_name
     backup_dir = run_dir / "backup"
-    config_path = run_dir / "config.json"
-    if config_path.is_file() and TrainConfig.from_json(config_path.read_text()) != config.resolved():
-        raise FileExistsError(f"{run_dir} holds a run with another config; choose another name (--name)")
+    # config.json records what actually ran: absolute paths, the precision and XLA setting chosen.
+    recorded = config.resolved().replace(precision=precision, jit_compile=jit_compile)
+    _check_run_folder(config, run_dir, recorded)
     if (run_dir / "metrics.json").is_file() and not backup_dir.is_dir():
         print(f"{run_dir} is a finished run of this config: loading it, not training again")
         return load_run(run_dir)
     resuming = backup_dir.is_dir()
+    # Checked before minutes of decoding, not after.
+    from data_prep.fsutil import check_writable
+
+    check_writable(run_dir)
 
     root = prepare_data(config.data, data_work_dir(config))
-    train_files, y_train, class_names = select_files(root, "train", config.classes, config.images_per_class,
+    class_names = _class_names(root, config)
+    if len(class_names) < 2:
+        raise ValueError(f"classes={config.classes!r} selects {len(class_names)} class; a classifier needs at least "
+                         f"2 (e.g. --classes first:2, or two names separated by a comma)")
+    train_files, y_train, class_names = select_files(root, "train", class_names, config.images_per_class,
                                                      config.seed)
     val_files, y_val, _ = select_files(root, config.val_split, class_names)
+    if np.any(y_val < 0):
+        raise tiny_imagenet.DataFormatError(
+            f"{root / config.val_split} has no labels (as Tiny ImageNet's test images), so it cannot validate a "
+            f"run: use val_split='val' (--val-split val) or a split with labels")
     x_train = load_images(train_files, config.image_size)
     x_val = load_images(val_files, config.image_size)
     # Written once the data is known to load, so a failed start leaves no run folder behind.
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(config.resolved().to_json())
+    (run_dir / "config.json").write_text(recorded.to_json())
     write_manifest(run_dir / "manifest.csv", root,
                    [("train", train_files, y_train), (config.val_split, val_files, y_val)], class_names)
     num_classes = len(class_names)
@@ -225,7 +261,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                                keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
-                      jit_compile="auto" if on_gpu else False)
+                      jit_compile=jit_compile)
 
     nan_guard = _NaNGuard()
     epoch_counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
@@ -235,7 +271,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         nan_guard,
         epoch_counter,
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
-        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
+        _FiniteCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
         keras.callbacks.TensorBoard(run_dir / "logs"),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
@@ -254,14 +290,17 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
               callbacks=run_callbacks + list(callbacks), verbose=verbose, shuffle=False)  # the data shuffles itself
     fit_seconds = time.perf_counter() - fit_started
     if nan_guard.stopped_epoch is not None:
+        # Its backup holds non-finite weights: resuming from it could only diverge again.
+        shutil.rmtree(backup_dir, ignore_errors=True)
         raise FloatingPointError(
-            f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}. Lower "
-            f"learning_rate (now {config.learning_rate}), or use schedule='cosine' with warmup. Run folder: {run_dir}")
+            f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no model "
+            f"of that epoch was kept. Run again with a lower --learning-rate (now {config.learning_rate}) or "
+            f"--schedule cosine with warm-up; that is a new run folder. This one: {run_dir}")
 
     history = read_history(run_dir / "history.csv")
     model.save(run_dir / "model.keras")
     metrics, report = evaluate_run(model, run_dir, root, class_names, x_val, y_val, config.tta, history)
-    metrics.update(device=device, epochs=len(history), train_images=int(len(x_train)), resumed=resuming,
+    metrics.update(device=device, precision=precision, jit_compile=jit_compile, epochs=len(history), train_images=int(len(x_train)), resumed=resuming,
                    fit_seconds=fit_seconds, wall_seconds=time.perf_counter() - started,
                    # training and validation passes of this session's epochs, per training image
                    images_per_second=len(x_train) * len(epochs_done) / fit_seconds)
@@ -312,14 +351,26 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None) -> di
     A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
     ``predictions_<split>.csv`` in the run folder instead (see ``prediction_table``)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").is_file():
-        raise FileNotFoundError(f"{run_dir / 'model.keras'} not found: is {run_dir} a finished run folder?")
-    config = TrainConfig.from_json((run_dir / "config.json").read_text())
+    for name in ("model.keras", "config.json", "manifest.csv"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} not found: is {run_dir} a finished run folder?")
+    config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
+    from data_prep.fsutil import check_writable
+
+    try:  # checked before predicting: the metrics and figures are written into the run folder
+        check_writable(run_dir)
+    except PermissionError:
+        raise PermissionError(f"cannot write to the run folder {run_dir}: evaluate writes its metrics and figures "
+                              f"there. Copy the folder somewhere writable and evaluate the copy") from None
     model = keras.models.load_model(run_dir / "model.keras")
     root = prepare_data(data if data is not None else config.data, data_work_dir(config))
     class_names = list(pd.read_csv(run_dir / "manifest.csv").drop_duplicates("class_index")
                        .sort_values("class_index")["wnid"])
-    files, labels, _ = select_files(root, split, class_names)
+    # The run's own classes, so a folder holding only this split (e.g. test images to label) is enough.
+    files, labels = tiny_imagenet.split_files(root, split, class_names)
+    if not files:
+        raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
+    labels = np.asarray(labels, dtype=np.int32)
     images = load_images(files, config.image_size)
     tta = config.tta if tta is None else tta
     if np.all(labels < 0):

@@ -10,6 +10,7 @@ import pytest
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.cli import main as cli_main
 from alexnet_tf.evaluate import evaluate_predictions, predict, prediction_table, topk_metrics
+from alexnet_tf.hardware import choose_precision
 from alexnet_tf.training import evaluate_saved, train
 from conftest import REPO
 
@@ -32,7 +33,8 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
     assert not (result.run_dir / "backup").exists()
     manifest = pd.read_csv(result.run_dir / "manifest.csv")
     assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
-    assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == config.resolved()
+    recorded = config.resolved().replace(precision=choose_precision("auto"), jit_compile=False)
+    assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == recorded
     assert len(result.history) == 8
 
 
@@ -42,7 +44,7 @@ def test_finished_run_is_loaded_not_retrained(quick_run):
     assert again.metrics == json.loads((result.run_dir / "metrics.json").read_text())
     assert len(pd.read_csv(result.run_dir / "history.csv")) == 8
     with pytest.raises(FileExistsError, match="another config"):
-        train(config.replace(dropout=0.3), verbose=0)
+        train(config.replace(dropout=0.3, name=result.run_dir.name), verbose=0)
 
 
 def test_relative_and_absolute_paths_are_one_run(quick_run, monkeypatch):

@@ -1,0 +1,123 @@
+"""What the machine is, and the precision and compilation that suit it.
+
+One place decides, for the CPU and the GPU alike:
+
+* precision: ``mixed_bfloat16`` on a GPU of compute capability 8.0 or newer (Ampere, Hopper)
+  and on a CPU with native bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``);
+  ``mixed_float16`` on an older GPU (a T4 is 7.5: fast float16, no fast bfloat16), with the
+  loss scaling Keras applies for that policy; ``float32`` on any other CPU, where bfloat16 is
+  emulated and many times slower.
+* XLA (``jit_compile``): on for a GPU, off for a CPU, where TensorFlow's oneDNN kernels
+  beat XLA's (benchmarks/bench_precision.py measures both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def quiet_tensorflow_logs() -> None:
+    """Hide TensorFlow's C++ start-up lines unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves.
+
+    On a machine without a GPU they include "failed call to cuInit: ... UNKNOWN ERROR (303)",
+    which reads as a failure; ``describe_device`` says in one line what runs instead. Some of
+    them are written before TensorFlow reads its log level, so TensorFlow is imported (and its
+    GPU probe run) here with the process's stderr pointed at /dev/null for that moment only."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo does not exist, e.g. macOS)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """(major, minor) of the first GPU the Keras backend sees, or None without a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tuple(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)))
+        elif backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            if gpus:
+                major, _, minor = str(getattr(gpus[0], "compute_capability", "0.0")).partition(".")
+                return int(major), int(minor or 0)
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return tuple(torch.cuda.get_device_capability(0))
+    except (RuntimeError, ValueError):  # a driver that answers badly: treat as no GPU
+        return None
+    return None
+
+
+def choose_precision(requested="auto", gpu_capability=None, flags=None) -> str:
+    """The Keras dtype policy name for ``requested`` ("auto" or one of ``PRECISIONS``).
+
+    ``gpu_capability``: (major, minor) of the GPU, or None on a CPU; ``flags``: the CPU's
+    feature flags (read from the machine when None)."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision={requested!r}; choose one of {', '.join(PRECISIONS)}")
+    if requested != "auto":
+        return requested
+    if gpu_capability is not None:
+        return "mixed_bfloat16" if tuple(gpu_capability) >= (8, 0) else "mixed_float16"
+    flags = cpu_flags() if flags is None else set(flags)
+    return "mixed_bfloat16" if flags & set(CPU_BF16_FLAGS) else "float32"
+
+
+def choose_jit_compile(requested=None, on_gpu=False) -> bool:
+    """``requested`` (True/False) as given; None: XLA on a GPU only (slower than oneDNN on CPUs)."""
+    return on_gpu if requested is None else bool(requested)
+
+
+def describe_device() -> tuple[str, bool]:
+    """(what we train on, in words; whether it is a GPU)."""
+    import keras
+
+    backend = keras.backend.backend()
+    capability = gpu_compute_capability()
+    if capability is not None:
+        return f"GPU (compute capability {capability[0]}.{capability[1]}), backend {backend}", True
+    bf16 = sorted(cpu_flags() & set(CPU_BF16_FLAGS))
+    return (f"CPU ({os.cpu_count()} cores, {'bfloat16: ' + ', '.join(bf16) if bf16 else 'no native bfloat16'}), "
+            f"backend {backend}"), False
