@@ -27,6 +27,7 @@ from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, load_images, select_files
 from .evaluate import evaluate_predictions, predict, prediction_table
+from .feed import training_batches
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
@@ -61,6 +62,9 @@ def data_work_dir(config: TrainConfig) -> Path:
 def _strategy(config: TrainConfig):
     if config.distribute == "none":
         return None
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"distribute={config.distribute!r} is a TensorFlow strategy; the "
+                         f"{keras.backend.backend()} backend trains on one device here")
     import tensorflow as tf
 
     if config.distribute == "mirrored":
@@ -157,18 +161,23 @@ def _training_data(config, x, y, num_classes, augment_in_model):
     if config.augmentation == "classic":
         if config.mixing:
             raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("augmentation='classic' is ImageDataGenerator, which needs TensorFlow; on the "
+                             f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)")
         return image_data_generator(config.augment, config.seed).flow(
             x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    from .data import make_dataset
-
     augment = fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
-    ds = make_dataset(x, one_hot[y], config.batch_size, shuffle=True, seed=config.seed, augment=augment)
-    if config.mixing:
-        import tensorflow as tf
+    mix = batch_mixing(config.mixing, num_classes, config.seed) if config.mixing else None
+    return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix)
 
-        mix = batch_mixing(config.mixing, num_classes, config.seed)
-        ds = ds.map(lambda images, labels: mix(images, tf.argmax(labels, -1)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds
+
+def _tensorboard_available() -> bool:
+    """Keras' TensorBoard callback writes through TensorFlow's summary API, whatever the backend."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
@@ -201,7 +210,7 @@ def _check_run_folder(config: TrainConfig, run_dir: Path, recorded: TrainConfig)
 def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -> RunResult:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
+    if config.deterministic and keras.backend.backend() == "tensorflow":  # JAX on a CPU is deterministic
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
@@ -272,9 +281,10 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
         epoch_counter,
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
         _FiniteCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.TensorBoard(run_dir / "logs"),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
+    if _tensorboard_available():
+        run_callbacks.insert(-1, keras.callbacks.TensorBoard(run_dir / "logs"))
     if config.schedule == "step":
         run_callbacks.append(keras.callbacks.LearningRateScheduler(
             partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
