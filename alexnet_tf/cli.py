@@ -141,7 +141,7 @@ def _parse_bool(text):
     raise argparse.ArgumentTypeError(f"{text!r}: give on or off")
 
 
-def _config_from(args):
+def config_from_args(args):
     from .config import TrainConfig, preset
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta)
             print(json.dumps(metrics, indent=2))
             return 0
-        config = _config_from(args)
+        config = config_from_args(args)
         from .training import train
 
         result = train(config)

@@ -7,8 +7,9 @@ One place decides, for the CPU and the GPU alike:
   ``mixed_float16`` on an older GPU (a T4 is 7.5: fast float16, no fast bfloat16), with the
   loss scaling Keras applies for that policy; ``float32`` on any other CPU, where bfloat16 is
   emulated and many times slower.
-* XLA (``jit_compile``): on for a GPU, off for a CPU, where TensorFlow's oneDNN kernels
-  beat XLA's (benchmarks/bench_precision.py measures both).
+* XLA (``jit_compile``) on TensorFlow: on for a GPU, off for a CPU, where its oneDNN kernels
+  are as fast or faster (benchmarks/bench_precision.py measures both). JAX always compiles its
+  step; PyTorch runs eagerly.
 """
 
 from __future__ import annotations
@@ -105,9 +106,17 @@ def choose_precision(requested="auto", gpu_capability=None, flags=None) -> str:
     return "mixed_bfloat16" if flags & set(CPU_BF16_FLAGS) else "float32"
 
 
-def choose_jit_compile(requested=None, on_gpu=False) -> bool:
-    """``requested`` (True/False) as given; None: XLA on a GPU only (slower than oneDNN on CPUs)."""
-    return on_gpu if requested is None else bool(requested)
+def choose_jit_compile(requested=None, on_gpu=False, backend="tensorflow") -> bool:
+    """``requested`` (True/False) as given; None: what is fastest where. JAX compiles its step with
+    XLA everywhere (without it every op runs eagerly); PyTorch runs eagerly (torch.compile costs
+    minutes of compiling); TensorFlow uses XLA on a GPU only (oneDNN is as fast on a CPU)."""
+    if requested is not None:
+        return bool(requested)
+    if backend == "jax":
+        return True
+    if backend == "torch":
+        return False
+    return on_gpu
 
 
 def describe_device() -> tuple[str, bool]:

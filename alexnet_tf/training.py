@@ -184,7 +184,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     """Run ``config`` end to end and return the run folder, model, history, metrics and report."""
     device, on_gpu = describe_device()
     precision = choose_precision(config.precision, gpu_compute_capability() if on_gpu else None)
-    jit_compile = choose_jit_compile(config.jit_compile, on_gpu)
+    jit_compile = choose_jit_compile(config.jit_compile, on_gpu, keras.backend.backend())
     print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)

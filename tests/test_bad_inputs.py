@@ -71,15 +71,15 @@ def test_classes_option_takes_the_subset_grammar(text, expected):
 
 def test_train_options_override_and_unset_the_preset():
     parser = build_parser()
-    from alexnet_tf.cli import _config_from
+    from alexnet_tf.cli import config_from_args
 
-    config = _config_from(parser.parse_args(["train", "--preset", "quick", "--classes", "first:2",
+    config = config_from_args(parser.parse_args(["train", "--preset", "quick", "--classes", "first:2",
                                              "--images-per-class", "none"]))
     assert config.classes == 2 and config.images_per_class is None  # quick's 60 is unset
-    config = _config_from(parser.parse_args(["train", "--preset", "quick", "--classes", "syn003",
+    config = config_from_args(parser.parse_args(["train", "--preset", "quick", "--classes", "syn003",
                                              "--mixing", "none", "--jit-compile", "off"]))
     assert config.classes == ["syn003"] and config.mixing is None and config.jit_compile is False
-    assert _config_from(parser.parse_args(["train", "--preset", "quick"])).images_per_class == 60
+    assert config_from_args(parser.parse_args(["train", "--preset", "quick"])).images_per_class == 60
 
 
 def test_train_classes_by_name_and_first_n(synthetic_root, tmp_path, capsys):

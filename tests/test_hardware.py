@@ -41,10 +41,13 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert cpu_flags(tmp_path / "absent") == set()
 
 
-def test_xla_is_off_on_a_cpu_unless_asked():
+def test_xla_follows_device_and_backend_unless_asked():
     assert choose_jit_compile(None, on_gpu=False) is False
     assert choose_jit_compile(None, on_gpu=True) is True
     assert choose_jit_compile(True, on_gpu=False) is True
+    assert choose_jit_compile(None, on_gpu=False, backend="jax") is True  # eager JAX is many times slower
+    assert choose_jit_compile(None, on_gpu=True, backend="torch") is False
+    assert choose_jit_compile(False, on_gpu=False, backend="jax") is False
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
