@@ -21,7 +21,7 @@ from . import tiny_imagenet
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes
+CACHE_FORMAT = 2  # bump when the cached arrays' meaning changes (2: 16-bit images scaled, not clipped)
 
 
 def default_cache_dir() -> Path:
@@ -34,6 +34,8 @@ def select_files(data_dir, split="train", classes=None, images_per_class=None, s
     ``classes``: None (all), an int N (alphabetically first N) or a list of class names.
     ``images_per_class``: the first M files of each class in natural order, or a seeded
     random M when ``seed`` is given. Raises if the selection is empty or a class has fewer than M images.
+    Labels are -1 only for an unlabelled test split (``tiny_imagenet.split_is_labelled``); a
+    split whose labels are missing is an error, never a split of placeholder labels.
     """
     data_dir = Path(data_dir)
     class_names = tiny_imagenet.resolve_classes(data_dir, classes)
@@ -43,6 +45,8 @@ def select_files(data_dir, split="train", classes=None, images_per_class=None, s
     if images_per_class is not None:
         if images_per_class < 1:
             raise ValueError(f"images_per_class={images_per_class} must be at least 1")
+        if labels[0] < 0:
+            raise ValueError(f"images_per_class needs labels, and {data_dir / split} is unlabelled; leave it None")
         files, labels = _take_per_class(files, labels, class_names, images_per_class, seed, split)
     return files, np.asarray(labels, dtype=np.int32), class_names
 
@@ -66,16 +70,42 @@ def _take_per_class(files, labels, class_names, m, seed, split):
     return out_files, out_labels
 
 
+# Integer grayscale modes PIL opens 16-bit PNGs as; convert("RGB") would clip them to 0..255
+# (nearly all white), so they are scaled to 8 bits first.
+_WIDE_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _to_8bit_gray(img, path) -> Image.Image:
+    values = np.asarray(img)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise tiny_imagenet.DataFormatError(
+            f"cannot decode image {path}: mode {img.mode} values span {values.min()}..{values.max()}, "
+            f"not 16-bit grayscale. Convert it to 8-bit RGB or remove this file.")
+    return Image.fromarray(((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+
+
 def decode_image(path, image_size=64) -> np.ndarray:
-    """One image file -> uint8 (image_size, image_size, 3); grayscale becomes RGB."""
+    """One image file -> uint8 (image_size, image_size, 3); grayscale becomes RGB.
+
+    16-bit grayscale is scaled to 8 bits; float images (mode "F") have no agreed 0..255
+    meaning and are refused with a DataFormatError naming the file.
+    """
     try:
         with Image.open(path) as img:
+            if img.mode == "F":
+                raise tiny_imagenet.DataFormatError(
+                    f"cannot decode image {path}: floating-point pixels (mode F) have no 8-bit meaning. "
+                    f"Convert it to 8-bit RGB or remove this file.")
+            if img.mode in _WIDE_GRAY_MODES:
+                img = _to_8bit_gray(img, path)
             if img.mode != "RGB":
                 img = img.convert("RGB")
             if img.size != (image_size, image_size):
                 img = img.resize((image_size, image_size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError) as err:
+    except tiny_imagenet.DataFormatError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise tiny_imagenet.DataFormatError(
             f"cannot decode image {path}: {err}. Re-extract the dataset or remove this file."
         ) from None
@@ -149,17 +179,21 @@ def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None) 
 
 
 def _write_cache(entry: Path, images, files):
+    """Write the arrays under a temporary name and rename: readers see a complete entry or none,
+    and when two processes cache the same selection the second simply drops its copy."""
+    tmp = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         np.save(tmp / "images.npy", images)
         (tmp / "meta.json").write_text(json.dumps({"first_file": str(files[0]), "shape": list(images.shape)}))
-        try:
-            tmp.rename(entry)
-        except OSError:  # another process cached the same selection first
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp.rename(entry)
     except OSError as err:
-        log.warning("could not write the dataset cache at %s (%s); loading works, only uncached", entry, err)
+        if not (entry / "images.npy").is_file():  # not just another process caching the same selection first
+            log.warning("could not write the dataset cache at %s (%s); loading works, only uncached", entry, err)
+    finally:
+        if tmp is not None and tmp.exists():  # a failed or lost rename leaves no half-written entry
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def class_descriptions(data_dir, class_names) -> list[str]:

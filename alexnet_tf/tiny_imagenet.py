@@ -10,6 +10,9 @@ Every other module asks this one how the dataset is laid out:
     <root>/val/val_annotations.txt         ... labelled by "<file>\t<wnid>\tx0\ty0\tx1\ty1"
     <root>/test/images/*.JPEG              unlabelled test images (optional)
 
+Only ``test`` may be unlabelled: any other split must come with its labels (val's annotations
+file, or class folders), so no caller ever gets placeholder labels by accident.
+
 It also understands the plain class-per-folder layout (``<root>/<split>/<class>/*.jpg``)
 that ``data_prep reorganise`` and ``data_prep subset`` write, so the same loader works
 on the official layout, on reorganised folders and on any ImageFolder-style dataset.
@@ -49,8 +52,18 @@ def is_tiny_imagenet(root) -> bool:
     return (Path(root) / "wnids.txt").is_file()
 
 
+def require_folder(root) -> Path:
+    """``root`` as a Path; a DataFormatError if it is a file (say, the zip instead of its folder)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DataFormatError(f"{root} is a file, not a folder: give the extracted dataset folder, "
+                              f"e.g. data/tiny-imagenet-200")
+    return root
+
+
 def read_wnids(root) -> list[str]:
     """The dataset's wnids in file order (the official file is not sorted)."""
+    require_folder(root)
     path = Path(root) / "wnids.txt"
     if not path.is_file():
         raise DataFormatError(f"{path} is missing: is {root} an extracted Tiny ImageNet folder?")
@@ -98,13 +111,10 @@ class ValAnnotation:
 
 def read_val_annotations(root, check_files: bool = True) -> list[ValAnnotation]:
     """Parse val/val_annotations.txt; errors name the file and line."""
-    root = Path(root)
+    root = require_folder(root)
     path = root / "val" / "val_annotations.txt"
     if not path.is_file():
-        raise DataFormatError(
-            f"{path} is missing: the validation labels live there. Re-extract the official zip "
-            f"(python -m data_prep extract) or use a folder with val/<class>/ subfolders."
-        )
+        raise DataFormatError(_missing_annotations(path))
     known = set(read_wnids(root)) if is_tiny_imagenet(root) else None
     image_dir = root / "val" / "images"
     present = set(os.listdir(image_dir)) if check_files and image_dir.is_dir() else None
@@ -131,6 +141,11 @@ def read_val_annotations(root, check_files: bool = True) -> list[ValAnnotation]:
     return annotations
 
 
+def _missing_annotations(path: Path) -> str:
+    return (f"{path} is missing: the validation labels live there. Re-extract the official zip "
+            f"(python -m data_prep extract) or use a folder with val/<class>/ subfolders.")
+
+
 def class_image_dir(split_dir: Path, class_name: str) -> Path:
     """Where a class's images are: ``<class>/images/`` (official train) or ``<class>/`` (class folders)."""
     nested = split_dir / class_name / "images"
@@ -139,7 +154,9 @@ def class_image_dir(split_dir: Path, class_name: str) -> Path:
 
 def dataset_classes(root) -> list[str]:
     """All class names of a dataset, sorted: label i is the i-th of these everywhere in the project."""
-    root = Path(root)
+    root = require_folder(root)
+    if not root.exists():
+        raise DataFormatError(f"{root} does not exist: give the dataset folder, e.g. data/tiny-imagenet-200")
     if is_tiny_imagenet(root):
         return sorted(read_wnids(root))
     train = root / "train"
@@ -161,6 +178,8 @@ def resolve_classes(root, classes=None) -> list[str]:
             raise ValueError(f"classes={classes}: {root} has {len(available)} classes; choose 1..{len(available)}")
         return available[:classes]
     chosen = list(classes)
+    if not chosen:
+        raise ValueError(f"classes is empty: name at least one class of {root}, or pass an int for the first N")
     unknown = [c for c in chosen if c not in set(available)]
     if unknown:
         raise ValueError(
@@ -172,26 +191,64 @@ def resolve_classes(root, classes=None) -> list[str]:
     return sorted(chosen)
 
 
-def split_files(root, split: str, class_names: list[str]) -> tuple[list[Path], list[int]]:
-    """Image paths and integer labels (index into ``class_names``) of one split.
+def _class_folders(split_dir: Path) -> list[str]:
+    """Subfolders that hold a class each; ``images`` is the flat folder of the official layout."""
+    return sorted(d.name for d in split_dir.iterdir()
+                  if d.is_dir() and d.name != "images" and not d.name.startswith("."))
 
-    Official val (flat images + annotations) and class folders are both handled; the test
-    split of the official zip has no labels, so its labels are -1.
+
+def split_layout(root, split: str) -> str:
+    """How a split is labelled: "annotations" (official val), "class_folders" or "unlabelled".
+
+    Only Tiny ImageNet's test split (``test/images/`` without class folders) is unlabelled; any
+    other split without its labels is a DataFormatError naming what is missing, never a split
+    of placeholder labels.
     """
     root = Path(root)
     split_dir = root / split
     if not split_dir.is_dir():
         raise DataFormatError(f"{split_dir} does not exist: {root} has no {split!r} split")
-    index = {c: i for i, c in enumerate(class_names)}
-    flat = split_dir / "images"
-    files, labels = [], []
     if split == "val" and (split_dir / "val_annotations.txt").is_file():
+        return "annotations"
+    if _class_folders(split_dir):
+        return "class_folders"
+    if (split_dir / "images").is_dir():
+        if split == "test":
+            return "unlabelled"
+        if split == "val":
+            raise DataFormatError(_missing_annotations(split_dir / "val_annotations.txt"))
+        raise DataFormatError(
+            f"{split_dir / 'images'} holds {split} images without labels: only the test split may be "
+            f"unlabelled; put them in {split_dir}/<class>/ folders")
+    raise DataFormatError(f"{split_dir} has no class folders ({split}/<class>/) and no labelled images")
+
+
+def split_is_labelled(root, split: str) -> bool:
+    """True if ``split`` of ``root`` has labels; False only for an unlabelled test split.
+
+    Raises DataFormatError (naming the folder or file) if the split is missing or its labels are.
+    """
+    return split_layout(root, split) != "unlabelled"
+
+
+def split_files(root, split: str, class_names: list[str]) -> tuple[list[Path], list[int]]:
+    """Image paths and integer labels (index into ``class_names``) of one split.
+
+    Official val (flat images + annotations) and class folders are both handled; the test
+    split of the official zip has no labels, so its labels are -1 (see ``split_layout``).
+    """
+    root = Path(root)
+    split_dir = root / split
+    layout = split_layout(root, split)
+    index = {c: i for i, c in enumerate(class_names)}
+    files, labels = [], []
+    if layout == "annotations":
         for a in sorted(read_val_annotations(root), key=lambda a: natural_key(a.file)):
             if a.wnid in index:
-                files.append(flat / a.file)
+                files.append(split_dir / "images" / a.file)
                 labels.append(index[a.wnid])
-    elif flat.is_dir() and not (split_dir / class_names[0]).is_dir():
-        files = list_images(flat)
+    elif layout == "unlabelled":
+        files = list_images(split_dir / "images")
         labels = [-1] * len(files)
     else:
         for name in class_names:

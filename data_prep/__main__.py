@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from alexnet_tf.tiny_imagenet import DataFormatError
 
 from . import (OFFICIAL_URL, HashMismatchError, check, download, extract, flatten_train, make_subset,
                make_synthetic, reorganise_val, summary_table)
+from .extract import UndecodableImages
 from .subset import counts_table
+
+LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
     steps = parser.add_subparsers(dest="step", required=True)
 
-    p = steps.add_parser("download", help="fetch the official zip (or copy a local one) and check its hash")
+    p = steps.add_parser("download", help="fetch the official zip (or copy a local one) and check it")
     p.add_argument("--source", default=OFFICIAL_URL, help="URL or local zip path (default: the official URL)")
     p.add_argument("--out", default="data", help="folder for the zip (default: data)")
     p.add_argument("--sha256", default=None, help="expected sha256 of the zip; a mismatch is an error")
@@ -27,6 +31,7 @@ def main(argv=None) -> int:
 
     p = steps.add_parser("check", help="check an extracted folder and print its summary")
     p.add_argument("root", help="extracted folder, e.g. data/tiny-imagenet-200")
+    p.add_argument("--decode", action="store_true", help="also decode every image and name those that fail")
 
     p = steps.add_parser("reorganise", help="val images into val/<wnid>/ class folders (originals kept)")
     p.add_argument("root")
@@ -49,32 +54,51 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        if args.step == "download":
-            print(download(args.source, args.out, args.sha256))
-        elif args.step == "extract":
-            root = extract(args.zip, args.out)
-            print(summary_table(check(root)))
-            print(root)
-        elif args.step == "check":
-            print(summary_table(check(args.root)))
-        elif args.step == "reorganise":
-            made = reorganise_val(args.root)
-            print(f"val: {made} class folders created")
-            if args.flat_train:
-                print(f"train_images: {flatten_train(args.root)} class folders created")
-        elif args.step == "subset":
-            out = make_subset(args.root, args.out, args.classes, args.images_per_class, args.split, args.seed)
-            import pandas as pd
-
-            print(counts_table(pd.read_csv(out / "manifest.csv").to_dict("records")).to_string())
-            print(out)
-        elif args.step == "synthetic":
-            print(make_synthetic(args.out, args.classes, args.train_per_class, args.val_per_class, seed=args.seed))
-    except (DataFormatError, HashMismatchError, FileNotFoundError, FileExistsError, PermissionError, ValueError,
-            IOError) as err:
+        run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+    except BrokenPipeError:
+        # The reader (e.g. "| head -1") has gone: stop quietly. Python's docs recommend pointing
+        # stdout at devnull so that the final flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
+    except KeyboardInterrupt:
+        print("error: interrupted; run the step again to finish it", file=sys.stderr)
+        return 130
+    except UndecodableImages as err:
+        for message in err.failures[:LISTED_FAILURES]:
+            print(message, file=sys.stderr)
+        if len(err.failures) > LISTED_FAILURES:
+            print(f"... and {len(err.failures) - LISTED_FAILURES} more", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (DataFormatError, HashMismatchError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def run(args) -> None:
+    if args.step == "download":
+        print(download(args.source, args.out, args.sha256))
+    elif args.step == "extract":
+        root = extract(args.zip, args.out)
+        print(summary_table(check(root)))
+        print(root)
+    elif args.step == "check":
+        print(summary_table(check(args.root, decode=args.decode)))
+    elif args.step == "reorganise":
+        made = reorganise_val(args.root)
+        print(f"val: {made} class folders created")
+        if args.flat_train:
+            print(f"train_images: {flatten_train(args.root)} class folders created")
+    elif args.step == "subset":
+        out = make_subset(args.root, args.out, args.classes, args.images_per_class, args.split, args.seed)
+        import pandas as pd
+
+        print(counts_table(pd.read_csv(out / "manifest.csv").to_dict("records")).to_string())
+        print(out)
+    elif args.step == "synthetic":
+        print(make_synthetic(args.out, args.classes, args.train_per_class, args.val_per_class, seed=args.seed))
 
 
 if __name__ == "__main__":

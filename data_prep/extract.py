@@ -1,22 +1,61 @@
-"""Unzip Tiny ImageNet and check its layout."""
+"""Unzip Tiny ImageNet and check its layout (and, on request, that every image decodes)."""
 
 from __future__ import annotations
 
+import os
 import shutil
-import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from alexnet_tf import tiny_imagenet
 
-from .fsutil import check_writable
+from .fsutil import check_writable, make_temp_dir, remove_stale_temps, rename_into_place
+
+# What a damaged zip raises besides BadZipFile: a cut stream, bad deflate data, an unknown method.
+_ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
+
+
+def dataset_folder(zip_path, names) -> str:
+    """The folder inside the zip that holds wnids.txt (e.g. "tiny-imagenet-200", or
+    "outer/tiny-imagenet-200" one level deeper); an error naming the zip unless exactly one."""
+    found = sorted(n[: -len("/wnids.txt")] for n in names
+                   if n.endswith("/wnids.txt") and not n.startswith("__MACOSX/"))
+    if "wnids.txt" in names:
+        raise tiny_imagenet.DataFormatError(
+            f"{zip_path} holds wnids.txt at its top level: zip the dataset folder itself "
+            f"(tiny-imagenet-200/ with wnids.txt inside)")
+    if not found:
+        raise tiny_imagenet.DataFormatError(
+            f"{zip_path} holds no wnids.txt: it is not a Tiny ImageNet zip; download tiny-imagenet-200.zip again")
+    if len(found) > 1:
+        raise tiny_imagenet.DataFormatError(
+            f"{zip_path} holds {len(found)} dataset folders ({', '.join(found[:5])}); it should hold one")
+    return found[0]
+
+
+def check_zip(zip_path, label=None) -> str:
+    """Check that ``zip_path`` is a complete zip (central directory, every member's CRC) holding
+    one Tiny ImageNet folder; returns that folder's path inside the zip. Errors name ``label``
+    (default: the path) and say what to do."""
+    label = label or zip_path
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+            bad = archive.testzip()
+    except _ZIP_ERRORS as err:
+        raise tiny_imagenet.DataFormatError(f"{label} is not a complete zip file ({err}); download it again") from None
+    if bad is not None:
+        raise tiny_imagenet.DataFormatError(f"{label} is corrupt: {bad} fails its CRC check; download it again")
+    return dataset_folder(label, names)
 
 
 def extract(zip_path, out_dir="data") -> Path:
     """Extract ``zip_path`` into ``out_dir`` and return the dataset root (e.g. data/tiny-imagenet-200).
 
     Extraction goes to a temporary folder that is renamed when complete; an existing
-    extracted folder is reused, so re-running is safe.
+    extracted folder is reused, so re-running is safe, and two processes extracting the same
+    zip at once both end with the one finished folder.
     """
     zip_path, out_dir = Path(zip_path), Path(out_dir)
     if not zip_path.is_file():
@@ -25,21 +64,19 @@ def extract(zip_path, out_dir="data") -> Path:
     try:
         with zipfile.ZipFile(zip_path) as archive:
             names = archive.namelist()
-            top = {n.split("/", 1)[0] for n in names if "/" in n}
-            if len(top) != 1:
-                raise tiny_imagenet.DataFormatError(
-                    f"{zip_path} should hold one top folder (tiny-imagenet-200/), found {sorted(top)[:5]}")
-            root = out_dir / top.pop()
+            inner = dataset_folder(zip_path, names)
+            root = out_dir / Path(inner).name
+            remove_stale_temps(out_dir)  # what an interrupted run left, even if another finished since
             if root.is_dir():
                 return root
             out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-extract-", dir=out_dir))
+            tmp = make_temp_dir(out_dir, "extract")
             try:
-                archive.extractall(tmp)
-                (tmp / root.name).rename(root)  # the folder appears only once complete
+                archive.extractall(tmp, [n for n in names if n.startswith(inner + "/")])
+                rename_into_place(tmp / inner, root)  # the folder appears only once complete
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-    except (zipfile.BadZipFile, EOFError) as err:
+    except _ZIP_ERRORS as err:
         raise tiny_imagenet.DataFormatError(
             f"{zip_path} is not a complete zip file ({err}); download it again") from None
     return root
@@ -52,6 +89,65 @@ def summary_table(summary) -> str:
     return "\n".join(rows)
 
 
-def check(root) -> dict:
-    """Check the layout of an extracted folder (raises DataFormatError naming the bad file)."""
-    return tiny_imagenet.check_layout(root)
+class UndecodableImages(tiny_imagenet.DataFormatError):
+    """Some images of a dataset do not decode; ``failures`` holds one message per file."""
+
+    def __init__(self, root, failures, total):
+        self.failures = failures
+        super().__init__(f"{len(failures)} of {total} images in {root} do not decode; "
+                         f"re-extract the dataset or remove those files")
+
+
+def dataset_images(root) -> list[Path]:
+    """The dataset's own image files (train, val/images, test/images), not reorganised copies."""
+    root = Path(root)
+    files = [f for w in sorted(tiny_imagenet.read_wnids(root))
+             for f in tiny_imagenet.list_images(root / "train" / w / "images")]
+    for split in ("val", "test"):
+        if (root / split / "images").is_dir():
+            files += tiny_imagenet.list_images(root / split / "images")
+    return files
+
+
+def _failures(files) -> list[str]:
+    from alexnet_tf.data import decode_image
+
+    messages = []
+    for f in files:
+        try:
+            decode_image(f)
+        except tiny_imagenet.DataFormatError as err:
+            messages.append(str(err))
+    return messages
+
+
+def undecodable_images(files, workers=None) -> list[str]:
+    """One message (naming the file) per image that does not decode, in the order of ``files``.
+
+    Large lists are decoded in "fork" worker processes, as ``alexnet_tf.data.decode_images`` does.
+    """
+    import multiprocessing
+
+    files = [str(f) for f in files]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(files) < 4000 or "fork" not in multiprocessing.get_all_start_methods():
+        return _failures(files)
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [files[s:s + 2000] for s in range(0, len(files), 2000)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [message for part in pool.map(_failures, chunks) for message in part]
+
+
+def check(root, decode=False) -> dict:
+    """Check the layout of an extracted folder (raises DataFormatError naming the bad file).
+
+    With ``decode``, every image is decoded too; UndecodableImages lists those that fail.
+    """
+    summary = tiny_imagenet.check_layout(root)
+    if decode:
+        files = dataset_images(root)
+        failures = undecodable_images(files)
+        if failures:
+            raise UndecodableImages(root, failures, len(files))
+    return summary

@@ -26,17 +26,17 @@ def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> in
     made = 0
     for name in sorted(groups):
         target = target_root / name
-        if target.is_dir():
-            expected = sorted(p.name for p in groups[name])
-            if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:
-                raise tiny_imagenet.DataFormatError(
-                    f"{target} exists but does not hold the expected {len(expected)} images; "
-                    f"move it aside and run again")
-            continue
-        with atomic_dir(target) as tmp:
-            for src in groups[name]:
-                link_or_copy(src, tmp / src.name)
-        made += 1
+        if not target.is_dir():
+            # exist_ok: a process running the same step at once may finish this folder first.
+            with atomic_dir(target, exist_ok=True) as tmp:
+                for src in groups[name]:
+                    link_or_copy(src, tmp / src.name)
+            made += 1
+        expected = sorted(p.name for p in groups[name])
+        if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:
+            raise tiny_imagenet.DataFormatError(
+                f"{target} exists but does not hold the expected {len(expected)} images; "
+                f"move it aside and run again")
     return made
 
 

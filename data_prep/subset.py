@@ -16,9 +16,18 @@ import numpy as np
 from alexnet_tf import tiny_imagenet
 from alexnet_tf.data import select_files
 
-from .fsutil import atomic_dir, link_or_copy
+from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
 
 MANIFEST_FIELDS = ["file", "wnid", "class_index", "words", "split", "source"]
+
+
+def _class_count(spec: str) -> int:
+    """The N of "first:N" / "random:N"; an error naming the whole spec if N is not a number."""
+    text = spec.split(":", 1)[1].strip()
+    if not text.isdigit():
+        raise ValueError(f"classes {spec!r}: {text!r} is not a number of classes; "
+                         f"write e.g. first:10, random:10 or comma-separated wnids")
+    return int(text)
 
 
 def choose_classes(root, spec, seed=0) -> list[str]:
@@ -26,12 +35,12 @@ def choose_classes(root, spec, seed=0) -> list[str]:
     "random:N" (seeded), or a list / comma-separated string of wnids."""
     available = tiny_imagenet.dataset_classes(root)
     if isinstance(spec, str) and spec.startswith("random:"):
-        n = int(spec.split(":", 1)[1])
+        n = _class_count(spec)
         if not 1 <= n <= len(available):
-            raise ValueError(f"random:{n}: {root} has {len(available)} classes")
+            raise ValueError(f"random:{n}: {root} has {len(available)} classes; choose 1..{len(available)}")
         return sorted(np.random.default_rng(seed).choice(available, n, replace=False).tolist())
     if isinstance(spec, str) and spec.startswith("first:"):
-        spec = int(spec.split(":", 1)[1])
+        spec = _class_count(spec)
     elif isinstance(spec, str):
         spec = int(spec) if spec.isdigit() else [s.strip() for s in spec.split(",") if s.strip()]
     return tiny_imagenet.resolve_classes(root, spec)
@@ -41,10 +50,10 @@ def parse_split(split) -> dict[str, int] | None:
     """"400/50/50" -> {"train": 400, "val": 50, "test": 50}; None keeps the dataset's own val."""
     if split is None:
         return None
-    counts = [int(v) for v in str(split).split("/")]
-    if len(counts) != 3 or min(counts) < 0 or counts[0] == 0:
+    parts = [v.strip() for v in str(split).split("/")]
+    if len(parts) != 3 or not all(v.isdigit() for v in parts) or int(parts[0]) == 0:
         raise ValueError(f"split {split!r} must be 'train/val/test' image counts per class, e.g. 400/50/50")
-    return dict(zip(tiny_imagenet.SPLITS, counts))
+    return dict(zip(tiny_imagenet.SPLITS, (int(v) for v in parts)))
 
 
 def plan_subset(root, classes="first:10", images_per_class=None, split=None, seed=0):
@@ -96,21 +105,27 @@ def make_subset(root, out_dir, classes="first:10", images_per_class=None, split=
     no-op; an ``out_dir`` holding a different subset is an error (nothing is overwritten)."""
     root, out_dir = Path(root), Path(out_dir)
     rows = plan_subset(root, classes, images_per_class, split, seed)
+    remove_stale_temps(out_dir.parent)  # what an interrupted run left, even if another finished since
     manifest = _manifest_text(rows)
-    if out_dir.exists():
-        existing = out_dir / "manifest.csv"
-        if existing.is_file() and existing.read_text() == manifest:
-            return out_dir
-        raise FileExistsError(f"{out_dir} exists and holds something else; choose another output folder")
-    _write_dataset(root, out_dir, rows, manifest)
+    if not out_dir.exists():
+        _write_dataset(root, out_dir, rows, manifest)
+    _require_same_subset(out_dir, manifest)
     return out_dir
+
+
+def _require_same_subset(out_dir: Path, manifest: str) -> None:
+    """``out_dir`` must hold exactly this subset: one we wrote, an earlier run's, or that of a
+    process writing the same subset at the same time."""
+    existing = out_dir / "manifest.csv"
+    if not (existing.is_file() and existing.read_text() == manifest):
+        raise FileExistsError(f"{out_dir} exists and holds something else; choose another output folder")
 
 
 def _write_dataset(root: Path, out_dir: Path, rows, manifest: str) -> None:
     """Write ``rows`` as a dataset folder that ``load_dataset`` reads (links to the originals)."""
     wnids = sorted({r["wnid"] for r in rows})
     words = tiny_imagenet.read_words(root, wnids)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, exist_ok=True) as tmp:
         for r in rows:
             target = tmp / r["file"]
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,9 +155,8 @@ def make_folds(root, out_dir, k=3, classes="first:10", images_per_class=100, see
                  "source": str(Path(f).relative_to(root))} for i, (f, y) in enumerate(zip(files, labels))]
         target = out_dir / f"fold{fold}"
         manifest = _manifest_text(rows)
-        if not (target / "manifest.csv").is_file() or (target / "manifest.csv").read_text() != manifest:
-            if target.exists():
-                raise FileExistsError(f"{target} exists and holds something else; choose another output folder")
+        if not target.exists():
             _write_dataset(root, target, rows, manifest)
+        _require_same_subset(target, manifest)
         folders.append(target)
     return folders

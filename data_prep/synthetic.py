@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .fsutil import atomic_dir
+from .fsutil import atomic_dir, remove_stale_temps
 
 PATTERNS = ["circle", "square", "triangle", "ring", "cross",
             "horizontal stripes", "vertical stripes", "checkerboard", "diagonal stripes", "dots"]
@@ -73,10 +73,16 @@ def draw_pattern(pattern: str, rng, size=64) -> Image.Image:
 
 def make_synthetic(out_dir, classes=10, train_per_class=200, val_per_class=50, test_images=50,
                    image_size=64, grayscale_fraction=0.02, seed=0) -> Path:
-    """Write ``<out_dir>/synthetic-tiny-imagenet`` (if absent) and return its path."""
+    """Write ``<out_dir>/synthetic-tiny-imagenet`` (if absent) and return its path.
+
+    Two processes asking for it at once both get the one finished folder."""
     if not 1 <= classes <= len(PATTERNS):
         raise ValueError(f"classes={classes}: the synthetic set has 1..{len(PATTERNS)} classes")
+    if train_per_class < 1 or val_per_class < 0 or test_images < 0:
+        raise ValueError(f"train_per_class={train_per_class}, val_per_class={val_per_class}, "
+                         f"test_images={test_images}: need at least 1 train image per class and no negative counts")
     root = Path(out_dir) / "synthetic-tiny-imagenet"
+    remove_stale_temps(root.parent)  # what an interrupted run left, even if another finished since
     if (root / "wnids.txt").is_file():
         return root
     wnids = [f"synth{i:04d}" for i in range(classes)]
@@ -89,7 +95,7 @@ def make_synthetic(out_dir, classes=10, train_per_class=200, val_per_class=50, t
         img.save(path, quality=90)
         return box
 
-    with atomic_dir(root) as tmp:
+    with atomic_dir(root, exist_ok=True) as tmp:  # another process may finish it first
         # Shuffled like the official wnids.txt, which is not sorted either.
         (tmp / "wnids.txt").write_text("".join(f"{w}\n" for w in rng.permutation(wnids)))
         (tmp / "words.txt").write_text("".join(f"{w}\tsynthetic {p}\n" for w, p in zip(wnids, PATTERNS)))
@@ -112,4 +118,6 @@ def make_synthetic(out_dir, classes=10, train_per_class=200, val_per_class=50, t
         (tmp / "test" / "images").mkdir(parents=True)
         for n in range(test_images):
             save(tmp / "test" / "images" / f"test_{n}.JPEG", PATTERNS[int(rng.integers(classes))])
+    if not (root / "wnids.txt").is_file():  # the rename found a folder there that is not ours
+        raise FileExistsError(f"{root} exists but is not a synthetic dataset; move it aside and run again")
     return root

@@ -199,9 +199,17 @@ def test_reorganise_val_keeps_originals_and_is_idempotent(synthetic_root, tmp_pa
 
 
 def test_interrupted_reorganise_is_finished_by_rerun(synthetic_root, tmp_path):
+    import subprocess
+    import sys
+
+    from data_prep.fsutil import temp_name
+
     root = copy_tree(synthetic_root, tmp_path / "d")
-    (root / "val" / ".tmp-synth0000-crashed").mkdir()  # what a killed run leaves behind
-    (root / "val" / ".tmp-synth0000-crashed" / "val_1.JPEG").write_bytes(b"partial")
+    killed = subprocess.Popen([sys.executable, "-c", ""])
+    killed.wait()
+    crashed = root / "val" / temp_name("synth0000", pid=killed.pid)  # what a killed run leaves behind
+    crashed.mkdir()
+    (crashed / "val_1.JPEG").write_bytes(b"partial")
     assert reorganise_val(root) == 10
     assert not any(p.name.startswith(".tmp-") for p in (root / "val").iterdir())
     counts = [len(list((root / "val" / w).iterdir())) for w in tiny_imagenet.read_wnids(root)]
