@@ -53,7 +53,7 @@ FIELD_HELP = {
     "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
                  "float32 elsewhere",
     "jit_compile": "XLA compilation (default: on for a GPU, off for a CPU, where it is slower)",
-    "distribute": "none, mirrored (all GPUs of one machine) or multiworker (machines in TF_CONFIG)",
+    "distribute": "none, or mirrored: all GPUs of one machine (TensorFlow)",
     "runs_dir": "folder of the run folders",
     "name": "run folder name (default: derived from the settings, with a short hash of them)",
 }
@@ -62,7 +62,7 @@ CHOICES = {
     "schedule": ("step", "plateau", "cosine", "onecycle", "constant"), "augmentation": ("fast", "classic", "none"),
     "mixing": ("mixup", "cutmix", "none"), "preprocessing": ("standardize", "rescale", "imagenet"),
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-    "distribute": ("none", "mirrored", "multiworker"),
+    "distribute": ("none", "mirrored"),
 }
 
 

@@ -59,7 +59,7 @@ class TrainConfig:
     # GPUs (T4), float32 elsewhere (see alexnet_tf.hardware.choose_precision)
     precision: str = "auto"
     jit_compile: bool | None = None  # XLA; None: on a GPU, off on a CPU (where it is slower)
-    distribute: str = "none"  # "none", "mirrored" (all GPUs of one machine) or "multiworker" (TF_CONFIG)
+    distribute: str = "none"  # "none" or "mirrored" (all GPUs of one machine, TensorFlow)
     # output
     runs_dir: str = "runs"
     name: str | None = None  # run folder name; None derives it from the config
@@ -91,8 +91,11 @@ class TrainConfig:
             problems.append(f"augmentation={self.augmentation!r}; choose fast, classic or none")
         if self.mixing not in (None, "mixup", "cutmix"):
             problems.append(f"mixing={self.mixing!r}; choose mixup, cutmix or None")
-        if self.distribute not in ("none", "mirrored", "multiworker"):
-            problems.append(f"distribute={self.distribute!r}; choose none, mirrored or multiworker")
+        if self.distribute == "multiworker":  # Keras 3's fit does not take MultiWorkerMirroredStrategy
+            problems.append("distribute='multiworker' is not supported: Keras 3 cannot fit under TensorFlow's "
+                            "MultiWorkerMirroredStrategy; train on one machine (none or mirrored)")
+        elif self.distribute not in ("none", "mirrored"):
+            problems.append(f"distribute={self.distribute!r}; choose none or mirrored")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         if isinstance(self.classes, str) and not re.fullmatch(r"random:[1-9][0-9]*", self.classes):

@@ -67,9 +67,7 @@ def _strategy(config: TrainConfig):
                          f"{keras.backend.backend()} backend trains on one device here")
     import tensorflow as tf
 
-    if config.distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
+    return tf.distribute.MirroredStrategy()
 
 
 def _class_names(root, config: TrainConfig) -> list[str]:
@@ -220,9 +218,10 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
     # config.json records what actually ran: absolute paths, the precision and XLA setting chosen.
     recorded = config.resolved().replace(precision=precision, jit_compile=jit_compile)
     _check_run_folder(config, run_dir, recorded)
-    if (run_dir / "metrics.json").is_file() and not backup_dir.is_dir():
+    finished = finished_run(config)
+    if finished is not None:
         print(f"{run_dir} is a finished run of this config: loading it, not training again")
-        return load_run(run_dir)
+        return finished
     resuming = backup_dir.is_dir()
     # Checked before minutes of decoding, not after.
     from data_prep.fsutil import check_writable
@@ -318,6 +317,14 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
     print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
           f"on {len(y_val)} {config.val_split} images. Run folder: {run_dir}")
     return RunResult(run_dir, model, history, metrics, report)
+
+
+def finished_run(config: TrainConfig) -> RunResult | None:
+    """The finished run of ``config`` (what ``train`` would load instead of training), or None."""
+    run_dir = Path(config.runs_dir) / config.run_name
+    if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").is_dir():
+        return load_run(run_dir)
+    return None
 
 
 def load_run(run_dir) -> RunResult:

@@ -218,3 +218,8 @@ def test_cpu_machine_prints_no_cuda_errors(tmp_path):
     assert out.returncode == 1
     assert out.stderr.splitlines() == [f"error: {tmp_path / 'nothing' / 'model.keras'} not found: is "
                                        f"{tmp_path / 'nothing'} a finished run folder?"]
+
+
+def test_multiworker_is_refused_with_the_reason(capsys):
+    code, _, err = cli(["train", "--distribute", "multiworker"], capsys)
+    assert code == 1 and "MultiWorkerMirroredStrategy" in err
