@@ -1,0 +1,53 @@
+"""The notebooks' set-up: what the runtime has, and where data and runs live.
+
+Every notebook's first code cell fetches and installs the project when it runs in Colab
+(from ``REPO_URL``: the one address a fork changes, here and in that cell; a test checks that
+they agree), then calls ``setup``. Outside Colab the cell only imports the checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+REPO_URL = "https://github.com/alexnet-tf/alexnet-tf"
+DRIVE_MOUNT = "/content/drive"
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_folder="alexnet-tf", colab=None) -> dict:
+    """Print the TensorFlow, Keras and device this runtime has, and return ``{"data_dir", "runs_dir"}``.
+
+    ``keep_on_drive`` (Colab only; off elsewhere): mount Google Drive and keep the data and runs in
+    ``MyDrive/<drive_folder>/``, so a trained run and the extracted data outlive the Colab VM
+    and a later session resumes or reloads them. ``colab``: the ``google.colab`` module (found
+    by itself in Colab; tests pass a stand-in).
+    """
+    from .hardware import describe_device, quiet_tensorflow_logs
+
+    colab = colab if colab is not None else sys.modules.get("google.colab")
+    if keep_on_drive and colab is None:
+        print("keep_on_drive applies in Colab only: data and runs stay in local folders")
+    elif keep_on_drive:
+        colab.drive.mount(DRIVE_MOUNT)
+        base = Path(DRIVE_MOUNT) / "MyDrive" / drive_folder
+        data_dir, runs_dir = base / "data", base / "runs"
+        for folder in (data_dir, runs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+    quiet_tensorflow_logs()
+    import keras
+
+    versions = [f"Keras {keras.__version__} ({keras.backend.backend()})"]
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf
+
+        versions.insert(0, f"TensorFlow {tf.__version__}")
+    device, on_gpu = describe_device()
+    print(f"{', '.join(versions)}; {device}")
+    if colab is not None and not on_gpu:
+        print("No GPU: in Colab choose Runtime > Change runtime type > T4 GPU, then run the notebook again")
+    return {"data_dir": str(data_dir), "runs_dir": str(runs_dir)}

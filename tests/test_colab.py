@@ -1,0 +1,57 @@
+"""The notebooks' set-up in and out of Colab (tested without Colab: a stand-in module plays it)."""
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+import alexnet_tf.colab as colab_setup
+from alexnet_tf.config import preset
+from alexnet_tf.training import finished_run, train
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def fake_colab(mounted):
+    return types.SimpleNamespace(drive=types.SimpleNamespace(mount=lambda path: mounted.append(path)))
+
+
+def test_outside_colab_the_local_folders_are_used(capsys):
+    paths = colab_setup.setup(keep_on_drive=True, data_dir="here/data", runs_dir="here/runs")
+    assert paths == {"data_dir": "here/data", "runs_dir": "here/runs"}
+    out = capsys.readouterr().out
+    assert "Colab only" in out and "Keras 3." in out and "TensorFlow 2." in out and "CPU" in out
+
+
+def test_in_colab_data_and_runs_go_to_drive_on_request(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(colab_setup, "DRIVE_MOUNT", str(tmp_path / "drive"))
+    mounted = []
+    paths = colab_setup.setup(keep_on_drive=True, colab=fake_colab(mounted))
+    assert mounted == [str(tmp_path / "drive")]
+    assert paths["data_dir"] == str(tmp_path / "drive" / "MyDrive" / "alexnet-tf" / "data")
+    assert Path(paths["runs_dir"]).is_dir() and Path(paths["data_dir"]).is_dir()
+    assert "Change runtime type" in capsys.readouterr().out  # a CPU runtime is told how to get the GPU
+    mounted.clear()
+    assert colab_setup.setup(colab=fake_colab(mounted))["runs_dir"] == "../runs" and mounted == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_open_on_a_gpu_and_install_from_one_address(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["accelerator"] == "GPU"
+    assert notebook["metadata"]["colab"]["gpuType"] == "T4"
+    setup = "".join(next(c for c in notebook["cells"] if c["cell_type"] == "code")["source"])
+    first = "".join(next(c for c in json.loads(NOTEBOOKS[0].read_text())["cells"]
+                         if c["cell_type"] == "code")["source"])
+    assert f'REPO_URL = "{colab_setup.REPO_URL}"' in setup and setup == first  # one set-up cell everywhere
+    assert '"pip", "install"' in setup
+
+
+def test_finished_run_is_found_only_when_finished(synthetic_root, tmp_path):
+    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6)
+    assert finished_run(config) is None
+    trained = train(config, verbose=0)
+    found = finished_run(config)
+    assert found is not None and found.metrics == trained.metrics
