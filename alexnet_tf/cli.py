@@ -52,7 +52,7 @@ FIELD_HELP = {
     "deterministic": "TensorFlow op determinism (slower)",
     "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
                  "float32 elsewhere",
-    "jit_compile": "XLA compilation (default: on for a GPU, off for a CPU, where it is slower)",
+    "jit_compile": "TensorFlow's XLA (unset: on for a GPU, off for a CPU; JAX always compiles, PyTorch never)",
     "distribute": "none, or mirrored: all GPUs of one machine (TensorFlow)",
     "runs_dir": "folder of the run folders",
     "name": "run folder name (default: derived from the settings, with a short hash of them)",
@@ -145,6 +145,9 @@ def config_from_args(args):
     from .config import TrainConfig, preset
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if isinstance(overrides.get("augment"), dict):  # settings it does not name keep the preset's values
+        base = dataclasses.asdict(preset(args.preset).augment)
+        overrides["augment"] = {**base, **overrides["augment"]}
     return preset(args.preset, **overrides)
 
 
@@ -176,7 +179,7 @@ def build_parser():
 def main(argv=None) -> int:
     from .hardware import quiet_tensorflow_logs
 
-    quiet_tensorflow_logs()
+    quiet_tensorflow_logs()  # before the parser, whose config import loads Keras and its backend
     args = build_parser().parse_args(argv)
     from .tiny_imagenet import DataFormatError
 
@@ -186,23 +189,23 @@ def main(argv=None) -> int:
 
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta)
             print(json.dumps(metrics, indent=2))
-            return 0
-        config = config_from_args(args)
-        from .training import train
+        else:
+            config = config_from_args(args)
+            from .training import train
 
-        result = train(config)
-        print(f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
-              f"model:    {result.run_dir / 'model.keras'}")
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, DataFormatError,
-            FloatingPointError) as err:
+            result = train(config)
+            print(f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
+                  f"model:    {result.run_dir / 'model.keras'}")
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
+    except BrokenPipeError:  # e.g. "... | head": the reader left; end quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (ValueError, OSError, DataFormatError, FloatingPointError) as err:  # OSError: files, folders, disks
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume from the last finished epoch", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. "... | head": the reader left; end quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return 0
 
 

@@ -19,6 +19,22 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def stale_modules(names=("numpy", "pandas", "tensorflow", "keras", "jax")) -> list[str]:
+    """Modules loaded in this process whose installed version has changed since (a restart is due)."""
+    from importlib import metadata
+
+    stale = []
+    for name in names:
+        module = sys.modules.get(name)
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if module is not None and getattr(module, "__version__", installed) != installed:
+            stale.append(f"{name} {module.__version__} -> {installed}")
+    return stale
+
+
 def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_folder="alexnet-tf", colab=None) -> dict:
     """Print the TensorFlow, Keras and device this runtime has, and return ``{"data_dir", "runs_dir"}``.
 
@@ -48,6 +64,10 @@ def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_fol
         versions.insert(0, f"TensorFlow {tf.__version__}")
     device, on_gpu = describe_device()
     print(f"{', '.join(versions)}; {device}")
+    stale = stale_modules()
+    if stale:
+        print(f"The install replaced {', '.join(stale)} after this session had loaded them: restart the session "
+              f"(Runtime > Restart session) and run the notebook again")
     if colab is not None and not on_gpu:
         print("No GPU: in Colab choose Runtime > Change runtime type > T4 GPU, then run the notebook again")
     return {"data_dir": str(data_dir), "runs_dir": str(runs_dir)}

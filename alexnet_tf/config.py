@@ -58,7 +58,7 @@ class TrainConfig:
     # "auto": mixed_bfloat16 on GPUs >= 8.0 and CPUs with native bfloat16, mixed_float16 on older
     # GPUs (T4), float32 elsewhere (see alexnet_tf.hardware.choose_precision)
     precision: str = "auto"
-    jit_compile: bool | None = None  # XLA; None: on a GPU, off on a CPU (where it is slower)
+    jit_compile: bool | None = None  # None: TensorFlow's XLA on a GPU only; JAX always compiles, PyTorch never
     distribute: str = "none"  # "none" or "mirrored" (all GPUs of one machine, TensorFlow)
     # output
     runs_dir: str = "runs"
@@ -66,12 +66,15 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
+            known = [f.name for f in dataclasses.fields(AugmentConfig)]
+            unknown = sorted(set(self.augment) - set(known))
+            if unknown:
+                raise ValueError(f"augment has unknown setting(s) {unknown}; known: {known}")
             try:
                 self.augment = AugmentConfig(**self.augment)
-            except TypeError:
-                known = [f.name for f in dataclasses.fields(AugmentConfig)]
-                unknown = sorted(set(self.augment) - set(known))
-                raise ValueError(f"augment has unknown setting(s) {unknown}; known: {known}") from None
+            except TypeError:  # a comparison on a value of the wrong type
+                raise ValueError(f"augment={self.augment}: each setting must be a number, or true/false for "
+                                 f"horizontal_flip and a name for fill_mode") from None
         problems = _type_problems(self)
         if problems:  # comparisons below would fail with a TypeError on a wrong type
             raise ValueError("bad training config: " + "; ".join(problems))
@@ -126,7 +129,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """6 hex digits of the settings that change what is trained (not where it is written)."""
-        settings = {k: v for k, v in asdict(self.resolved()).items() if k not in ("runs_dir", "name", "data")}
+        settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "name", "data")}
         settings["data"] = None if self.data is None else Path(self.data).name
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 

@@ -181,8 +181,15 @@ def _tensorboard_available() -> bool:
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
     """Run ``config`` end to end and return the run folder, model, history, metrics and report."""
     device, on_gpu = describe_device()
+    # A run keeps the precision and XLA setting it started with, so that "auto" resumes or reloads
+    # it on other hardware (a Colab T4 today, an A100 tomorrow) instead of refusing it.
+    started_with = _stored_config(Path(config.runs_dir) / config.run_name)
     precision = choose_precision(config.precision, gpu_compute_capability() if on_gpu else None)
     jit_compile = choose_jit_compile(config.jit_compile, on_gpu, keras.backend.backend())
+    if started_with is not None and config.precision == "auto":
+        precision = started_with.precision
+    if started_with is not None and config.jit_compile is None:
+        jit_compile = started_with.jit_compile
     print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
@@ -192,13 +199,15 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _check_run_folder(config: TrainConfig, run_dir: Path, recorded: TrainConfig) -> None:
+def _stored_config(run_dir: Path) -> TrainConfig | None:
+    path = run_dir / "config.json"
+    return TrainConfig.from_json(path.read_text(), path) if path.is_file() else None
+
+
+def _check_run_folder(run_dir: Path, recorded: TrainConfig) -> None:
     """Refuse a run folder that holds another config, naming what differs and the way out."""
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        return
-    stored = TrainConfig.from_json(config_path.read_text(), config_path)
-    if stored != recorded:
+    stored = _stored_config(run_dir)
+    if stored is not None and stored != recorded:
         differences = "; ".join(stored.differences(recorded))
         raise FileExistsError(
             f"{run_dir} holds a run with another config ({differences}). To keep both, pass --name NEW_NAME; "
@@ -217,7 +226,7 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
     backup_dir = run_dir / "backup"
     # config.json records what actually ran: absolute paths, the precision and XLA setting chosen.
     recorded = config.resolved().replace(precision=precision, jit_compile=jit_compile)
-    _check_run_folder(config, run_dir, recorded)
+    _check_run_folder(run_dir, recorded)
     finished = finished_run(config)
     if finished is not None:
         print(f"{run_dir} is a finished run of this config: loading it, not training again")

@@ -52,7 +52,7 @@ print("RESULT " + json.dumps({
     "killed_with_backup": killed_with_backup, "resumed": result.metrics["resumed"],
     "epochs": list(result.history["epoch"]), "top1": result.metrics["top1_accuracy"],
     "reevaluated_top1": again["top1_accuracy"], "reload_predicts_the_same": bool(same),
-    "files": sorted(os.listdir(run_dir)),
+    "files": sorted(os.listdir(run_dir)), "run_dir": run_dir,
 }))
 """
 
@@ -73,5 +73,5 @@ def test_quick_preset_trains_resumes_and_reloads_without_tensorflow(backend, syn
                  "per_class_val.csv", "figures"):
         assert name in result["files"]
     assert "backup" not in result["files"]
-    metrics = json.loads((tmp_path / [f for f in tmp_path.iterdir()][0].name / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / result["run_dir"] / "metrics.json").read_text())
     assert metrics["device"].endswith(f"backend {backend}")

@@ -80,6 +80,9 @@ def test_train_options_override_and_unset_the_preset():
                                              "--mixing", "none", "--jit-compile", "off"]))
     assert config.classes == ["syn003"] and config.mixing is None and config.jit_compile is False
     assert config_from_args(parser.parse_args(["train", "--preset", "quick"])).images_per_class == 60
+    # --augment names some settings; the preset's others stay (tiny10 pads and crops by 4 pixels)
+    config = config_from_args(parser.parse_args(["train", "--preset", "tiny10", "--augment", '{"rotation_degrees": 5}']))
+    assert config.augment.rotation_degrees == 5 and config.augment.crop_padding == 4
 
 
 def test_train_classes_by_name_and_first_n(synthetic_root, tmp_path, capsys):
@@ -223,3 +226,10 @@ def test_cpu_machine_prints_no_cuda_errors(tmp_path):
 def test_multiworker_is_refused_with_the_reason(capsys):
     code, _, err = cli(["train", "--distribute", "multiworker"], capsys)
     assert code == 1 and "MultiWorkerMirroredStrategy" in err
+
+
+def test_augment_setting_of_the_wrong_type_is_named():
+    with pytest.raises(ValueError, match="augment=.*zoom"):
+        TrainConfig(augment={"zoom": "0.1"})
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['zoom_range'\]"):
+        TrainConfig(augment={"zoom_range": 0.1})

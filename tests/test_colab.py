@@ -22,7 +22,15 @@ def test_outside_colab_the_local_folders_are_used(capsys):
     paths = colab_setup.setup(keep_on_drive=True, data_dir="here/data", runs_dir="here/runs")
     assert paths == {"data_dir": "here/data", "runs_dir": "here/runs"}
     out = capsys.readouterr().out
-    assert "Colab only" in out and "Keras 3." in out and "TensorFlow 2." in out and "CPU" in out
+    assert "Colab only" in out and "Keras 3." in out and "TensorFlow 2." in out and "backend tensorflow" in out
+
+
+def test_modules_replaced_after_loading_call_for_a_restart(monkeypatch):
+    import numpy
+
+    assert colab_setup.stale_modules() == []
+    monkeypatch.setattr(numpy, "__version__", "1.0.0")
+    assert colab_setup.stale_modules() == [f"numpy 1.0.0 -> {__import__('importlib.metadata').metadata.version('numpy')}"]
 
 
 def test_in_colab_data_and_runs_go_to_drive_on_request(tmp_path, monkeypatch, capsys):

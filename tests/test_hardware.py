@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alexnet_tf.config import preset
-from alexnet_tf.hardware import choose_jit_compile, choose_precision, cpu_flags
+from alexnet_tf.hardware import choose_jit_compile, choose_precision, cpu_flags, describe_device
 from alexnet_tf.model import LocalResponseNormalization
 from alexnet_tf.training import train
 
@@ -81,8 +81,17 @@ def test_short_run_under_mixed_precision_ends_finite(synthetic_root, tmp_path, p
     assert keras.mixed_precision.global_policy().name == "float32"  # the caller's policy is restored
 
 
-def test_auto_precision_is_recorded_as_what_ran(synthetic_root, tmp_path):
-    result = train(preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6),
-                   verbose=0)
+def test_auto_precision_is_recorded_and_kept_on_other_hardware(synthetic_root, tmp_path, monkeypatch):
+    import alexnet_tf.training as training
+
+    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6)
+    result = train(config, verbose=0)
     recorded = json.loads((result.run_dir / "config.json").read_text())
-    assert recorded["precision"] == choose_precision("auto") and recorded["jit_compile"] is False
+    assert recorded["precision"] == choose_precision("auto")
+    assert recorded["jit_compile"] is choose_jit_compile(None, describe_device()[1])
+    # The same command on a machine where auto means something else reloads the run, not refuses it.
+    other = "mixed_float16" if recorded["precision"] != "mixed_float16" else "float32"
+    monkeypatch.setattr(training, "choose_precision", lambda *args, **kwargs: other)
+    monkeypatch.setattr(training, "choose_jit_compile", lambda *args, **kwargs: not recorded["jit_compile"])
+    again = train(config, verbose=0)
+    assert again.run_dir == result.run_dir and again.metrics == result.metrics

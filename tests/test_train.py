@@ -10,7 +10,7 @@ import pytest
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.cli import main as cli_main
 from alexnet_tf.evaluate import evaluate_predictions, predict, prediction_table, topk_metrics
-from alexnet_tf.hardware import choose_precision
+from alexnet_tf.hardware import choose_jit_compile, choose_precision, describe_device
 from alexnet_tf.training import evaluate_saved, train
 from conftest import REPO
 
@@ -33,7 +33,8 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
     assert not (result.run_dir / "backup").exists()
     manifest = pd.read_csv(result.run_dir / "manifest.csv")
     assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
-    recorded = config.resolved().replace(precision=choose_precision("auto"), jit_compile=False)
+    recorded = config.resolved().replace(precision=choose_precision("auto"),
+                                         jit_compile=choose_jit_compile(None, describe_device()[1]))
     assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == recorded
     assert len(result.history) == 8
 
