@@ -3,7 +3,10 @@ data, SGD, no augmentation) on each Keras backend, fed as training feeds it (``t
 TensorFlow, ``ArrayBatches`` elsewhere: ``alexnet_tf.feed.training_batches``),
 each in its own process (a backend is chosen at import), alternated over ``--rounds`` (best of each).
 
-    python benchmarks/bench_backends.py [--batches 6] [--rounds 2] [--backends tensorflow,tensorflow-xla,jax,torch]
+    python benchmarks/bench_backends.py [--batches 6] [--rounds 2] [--no-lrn]
+        [--backends tensorflow,tensorflow-xla,jax,jax-eager,torch]
+
+"-xla" turns TensorFlow's XLA on; "-eager" runs JAX's step without jit (what jit_compile=False does).
 """
 
 import argparse
@@ -17,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(backend, jit, batches, batch_size):
+def measure(backend, jit, batches, batch_size, lrn=True):
     """One backend in this process: images/s of ``batches`` training steps after a warm-up epoch."""
     sys.path.insert(0, str(REPO))
     import keras
@@ -32,7 +35,7 @@ def measure(backend, jit, batches, batch_size):
     n = batch_size * batches
     x = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     y = np.eye(200, dtype="float32")[rng.integers(0, 200, n)]
-    model = alexnet_model(num_classes=200)
+    model = alexnet_model(num_classes=200, lrn=lrn)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "categorical_crossentropy", jit_compile=jit)
     data = training_batches(x, y, batch_size)
     model.fit(data, epochs=1, steps_per_epoch=batches, verbose=0)  # compile, warm up
@@ -41,26 +44,32 @@ def measure(backend, jit, batches, batch_size):
     return n / (time.perf_counter() - start)
 
 
+def backend_of(name):
+    return name.removesuffix("-xla").removesuffix("-eager")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--backends", default="tensorflow,tensorflow-xla,jax,torch")
+    parser.add_argument("--backends", default="tensorflow,tensorflow-xla,jax,jax-eager,torch")
+    parser.add_argument("--no-lrn", action="store_true", help="the model without its LRN layers")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: measure one backend
     args = parser.parse_args()
     if args.one:
-        backend = args.one.removesuffix("-xla")
-        print(measure(backend, "auto" if backend != "tensorflow" else args.one.endswith("-xla"), args.batches,
-                      args.batch_size))
+        backend = backend_of(args.one)
+        jit = args.one.endswith("-xla") if backend == "tensorflow" else not args.one.endswith("-eager")
+        print(measure(backend, jit, args.batches, args.batch_size, lrn=not args.no_lrn))
         return
-    names = [b for b in args.backends.split(",") if importlib.util.find_spec(b.removesuffix("-xla"))]
+    names = [b for b in args.backends.split(",") if importlib.util.find_spec(backend_of(b))]
     results = {name: [] for name in names}
     for _ in range(args.rounds):  # alternate, so drift in the machine's speed hits every backend alike
         for name in names:
-            env = {**os.environ, "KERAS_BACKEND": name.removesuffix("-xla"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            env = {**os.environ, "KERAS_BACKEND": backend_of(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
             out = subprocess.run([sys.executable, __file__, "--one", name, "--batches", str(args.batches),
-                                  "--batch-size", str(args.batch_size)], capture_output=True, text=True, env=env)
+                                  "--batch-size", str(args.batch_size)] + (["--no-lrn"] if args.no_lrn else []),
+                                 capture_output=True, text=True, env=env)
             if out.returncode:
                 sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
             results[name].append(float(out.stdout.strip().splitlines()[-1]))
