@@ -18,9 +18,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import best_of_alternating, print_ratio_table
 
 
 def augmentation_layer(kind):
@@ -46,7 +45,6 @@ def augmentation_layer(kind):
 
 def measure(backend, jit, batches, batch_size, lrn=True, augment="none"):
     """One backend in this process: images/s of ``batches`` training steps after a warm-up epoch."""
-    sys.path.insert(0, str(REPO))
     import keras
     import numpy as np
 
@@ -89,21 +87,18 @@ def main():
         return
     names = [b for b in args.backends.split(",") if importlib.util.find_spec(backend_of(b))]
     settings = [(name, augment) for name in names for augment in args.augment.split(",")]
-    results = {setting: [] for setting in settings}
-    for _ in range(args.rounds):  # alternate, so drift in the machine's speed hits every setting alike
-        for name, augment in settings:
-            env = {**os.environ, "KERAS_BACKEND": backend_of(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
-            out = subprocess.run([sys.executable, __file__, "--one", name, "--augment", augment, "--batches",
-                                  str(args.batches), "--batch-size", str(args.batch_size)]
-                                 + (["--no-lrn"] if args.no_lrn else []), capture_output=True, text=True, env=env)
-            if out.returncode:
-                sys.exit(f"{name} with augment={augment} failed:\n{out.stderr[-3000:]}")
-            results[(name, augment)].append(float(out.stdout.strip().splitlines()[-1]))
-    base = max(results[settings[0]])
-    print(f"| backend | augmentation | images/s | vs {settings[0][0]}, {settings[0][1]} |\n|---|---|---|---|")
-    for (name, augment), rates in results.items():
-        print(f"| {name} | {augment} | {max(rates):.0f} | {max(rates) / base:.2f}x |")
 
+    def measure_in_a_process(setting):
+        name, augment = setting
+        env = {**os.environ, "KERAS_BACKEND": backend_of(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, __file__, "--one", name, "--augment", augment, "--batches",
+                              str(args.batches), "--batch-size", str(args.batch_size)]
+                             + (["--no-lrn"] if args.no_lrn else []), capture_output=True, text=True, env=env)
+        if out.returncode:
+            sys.exit(f"{name} with augment={augment} failed:\n{out.stderr[-3000:]}")
+        return float(out.stdout.strip().splitlines()[-1])
+
+    print_ratio_table(["backend", "augmentation"], best_of_alternating(settings, measure_in_a_process, args.rounds))
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import best_of_alternating, print_ratio_table  # noqa: E402
+
 from alexnet_tf.hardware import quiet_tensorflow_logs  # noqa: E402
 
 quiet_tensorflow_logs()
@@ -51,16 +53,10 @@ def main():
     n = args.batch_size * args.batches
     x = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     y = rng.integers(0, 200, n)
-    settings = [(p, jit) for p in args.precisions.split(",") for jit in (False, True)]
-    results = {s: [] for s in settings}
-    for _ in range(args.rounds):  # alternate, so drift in the machine's speed hits every setting alike
-        for precision, jit in settings:
-            results[(precision, jit)].append(images_per_second(precision, jit, x, y, args.batch_size))
-    base = max(results[settings[0]])
-    print(f"| precision | jit_compile | images/s | vs {settings[0][0]} plain |\n|---|---|---|---|")
-    for (precision, jit), rates in results.items():
-        print(f"| {precision} | {'on' if jit else 'off'} | {max(rates):.0f} | {max(rates) / base:.2f}x |")
-
+    settings = [(p, jit) for p in args.precisions.split(",") for jit in ("off", "on")]
+    best = best_of_alternating(settings, lambda s: images_per_second(s[0], s[1] == "on", x, y, args.batch_size),
+                               args.rounds)
+    print_ratio_table(["precision", "jit_compile"], best)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import add_data_arguments, dataset
+from common import add_data_arguments, best_of_alternating, dataset, print_ratio_table
 
 from alexnet_tf.cli import build_parser, config_from_args  # noqa: E402
 from alexnet_tf.training import train  # noqa: E402
@@ -36,23 +36,22 @@ def main():
     parser.add_argument("--settings", default="", help="';'-separated settings to compare, e.g. 'augmentation=none'")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    settings = args.settings.split(";")
-    best = {}
+    settings = [(setting,) for setting in args.settings.split(";")]
     with tempfile.TemporaryDirectory() as work:
         root = dataset(args, work)
-        for round_ in range(args.rounds):  # alternate, so drift in the machine's speed hits every setting alike
-            for i, setting in enumerate(settings):
-                config = config_for(args.preset, root, args.epochs, Path(work) / f"runs-{round_}-{i}", setting)
-                m = train(config, verbose=0).metrics
-                best[setting] = max(best.get(setting, 0), m["images_per_second"])
-                print(f"{setting or args.preset}: {m['device']}, {m['precision']}: {m['train_images']} train images "
-                      f"x {m['epochs']} epochs in {m['fit_seconds']:.1f} s -> {m['images_per_second']:.0f} "
-                      f"training images/s; top-1 {m['top1_accuracy']:.3f}", flush=True)
-    base = best[settings[0]]
-    print(f"| setting | training images/s | vs {settings[0] or args.preset} |\n|---|---|---|")
-    for setting, rate in best.items():
-        print(f"| {setting or args.preset} | {rate:.0f} | {rate / base:.2f}x |")
+        runs = iter(range(len(settings) * args.rounds))
 
+        def measure(setting):
+            config = config_for(args.preset, root, args.epochs, Path(work) / f"runs-{next(runs)}", setting[0])
+            m = train(config, verbose=0).metrics
+            print(f"{setting[0] or args.preset}: {m['device']}, {m['precision']}: {m['train_images']} train images "
+                  f"x {m['epochs']} epochs in {m['fit_seconds']:.1f} s -> {m['images_per_second']:.0f} "
+                  f"training images/s; top-1 {m['top1_accuracy']:.3f}", flush=True)
+            return m["images_per_second"]
+
+        best = best_of_alternating(settings, measure, args.rounds)
+    print_ratio_table(["setting"], {(s or args.preset,): v for (s,), v in best.items()},
+                      "training images/s")
 
 if __name__ == "__main__":
     main()

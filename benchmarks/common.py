@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: finding the real Tiny ImageNet data."""
+"""What the benchmark scripts share: finding the real Tiny ImageNet data, alternating settings
+in one run, and the table they print."""
 
 import os
 import sys
@@ -25,3 +26,23 @@ def dataset(args, work_dir) -> Path:
     if not Path(args.zip).is_file():
         sys.exit(f"{args.zip} not found: pass --zip or --data, or set TINY_IMAGENET_ZIP")
     return extract(args.zip, work_dir)
+
+
+def best_of_alternating(settings, measure, rounds):
+    """``measure(setting)`` for each setting, alternated ``rounds`` times so that drift in the
+    machine's speed hits every setting alike; the best figure of each."""
+    results = {setting: [] for setting in settings}
+    for _ in range(rounds):
+        for setting in settings:
+            results[setting].append(measure(setting))
+    return {setting: max(values) for setting, values in results.items()}
+
+
+def print_ratio_table(columns, best, unit="images/s"):
+    """A markdown table: a row per setting (a tuple, one value per column), its figure, and its
+    ratio to the first setting's."""
+    first = next(iter(best))
+    print(f"| {' | '.join(columns)} | {unit} | vs {', '.join(map(str, first))} |")
+    print("|" + "---|" * (len(columns) + 2))
+    for setting, value in best.items():
+        print(f"| {' | '.join(map(str, setting))} | {value:.0f} | {value / best[first]:.2f}x |")
