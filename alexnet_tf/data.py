@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +116,9 @@ def _decode_chunk(files, image_size):
     return np.stack([decode_image(f, image_size) for f in files]) if files else None
 
 
-def decode_images(files, image_size=64, workers=None) -> np.ndarray:
-    """Decode many files into one uint8 array, in parallel processes for large lists.
+def map_file_chunks(function, files, workers=None, chunk=2000):
+    """``function(list of paths)`` over ``files`` in chunks, results in order, in parallel processes
+    for large lists.
 
     Processes, not threads: decoding a 64x64 JPEG is so quick that PIL's Python overhead
     holds the GIL most of the time, and threads run slower than one. "fork" workers only
@@ -125,20 +127,24 @@ def decode_images(files, image_size=64, workers=None) -> np.ndarray:
     import multiprocessing
 
     files = [str(f) for f in files]
+    chunks = [files[s:s + chunk] for s in range(0, len(files), chunk)]
     workers = workers or os.cpu_count() or 1
-    out = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     if workers == 1 or len(files) < 4000 or "fork" not in multiprocessing.get_all_start_methods():
-        for i, f in enumerate(files):
-            out[i] = decode_image(f, image_size)
-        return out
+        yield from map(function, chunks)
+        return
     from concurrent.futures import ProcessPoolExecutor
 
-    chunk = 2000
-    starts = range(0, len(files), chunk)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for start, block in zip(starts, pool.map(_decode_chunk, [files[s:s + chunk] for s in starts],
-                                                 [image_size] * len(starts))):
-            out[start:start + len(block)] = block
+        yield from pool.map(function, chunks)
+
+
+def decode_images(files, image_size=64, workers=None) -> np.ndarray:
+    """Decode many files into one uint8 array, in parallel processes for large lists."""
+    out = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
+    start = 0
+    for block in map_file_chunks(partial(_decode_chunk, image_size=image_size), files, workers):
+        out[start:start + len(block)] = block
+        start += len(block)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import zipfile
 import zlib
@@ -122,21 +121,10 @@ def _failures(files) -> list[str]:
 
 
 def undecodable_images(files, workers=None) -> list[str]:
-    """One message (naming the file) per image that does not decode, in the order of ``files``.
+    """One message (naming the file) per image that does not decode, in the order of ``files``."""
+    from alexnet_tf.data import map_file_chunks
 
-    Large lists are decoded in "fork" worker processes, as ``alexnet_tf.data.decode_images`` does.
-    """
-    import multiprocessing
-
-    files = [str(f) for f in files]
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(files) < 4000 or "fork" not in multiprocessing.get_all_start_methods():
-        return _failures(files)
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = [files[s:s + 2000] for s in range(0, len(files), 2000)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return [message for part in pool.map(_failures, chunks) for message in part]
+    return [message for part in map_file_chunks(_failures, files, workers) for message in part]
 
 
 def check(root, decode=False) -> dict:
