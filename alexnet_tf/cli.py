@@ -8,6 +8,8 @@ examples:
   python -m alexnet_tf main
   python -m alexnet_tf train --preset tiny10 --data data/tiny-imagenet-200.zip
   python -m alexnet_tf evaluate runs/<name> --split test
+  KERAS_BACKEND=jax python -m alexnet_tf train --distribute data-parallel \
+      --coordinator 10.0.0.1:12345 --num-processes 2 --process-id 0    # and --process-id 1 on the other
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ FIELD_HELP = {
     "batch_norm": "batch normalisation after each conv layer (not in the paper)",
     "preprocessing": "uint8 -> float inside the model: standardize (train-set mean/std), rescale or imagenet",
     "epochs": "training epochs",
-    "batch_size": "images per training step",
+    "batch_size": "images per training step: the global batch, split over every device of every process",
     "optimizer": "optimizer",
     "learning_rate": "peak learning rate",
     "momentum": "SGD momentum",
@@ -53,7 +55,8 @@ FIELD_HELP = {
     "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
                  "float32 elsewhere",
     "jit_compile": "TensorFlow's XLA (unset: on for a GPU, off for a CPU; JAX always compiles, PyTorch never)",
-    "distribute": "none, or mirrored: all GPUs of one machine (TensorFlow)",
+    "distribute": "mirrored: every GPU of one machine (TensorFlow); data-parallel: every device of every process "
+                  "(keras.distribution on JAX, with --coordinator, --num-processes and --process-id for several)",
     "runs_dir": "folder of the run folders",
     "name": "run folder name (default: derived from the settings, with a short hash of them)",
 }
@@ -62,7 +65,7 @@ CHOICES = {
     "schedule": ("step", "plateau", "cosine", "onecycle", "constant"), "augmentation": ("fast", "classic", "none"),
     "mixing": ("mixup", "cutmix", "none"), "preprocessing": ("standardize", "rescale", "imagenet"),
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-    "distribute": ("none", "mirrored"),
+    "distribute": ("none", "mirrored", "data-parallel"),
 }
 
 
@@ -165,6 +168,17 @@ def build_parser():
                        help=f"starting settings; options override them (default: {preset_name}; defaults below "
                             f"are that preset's)")
         _add_config_options(p, PRESETS[preset_name])
+        launch = p.add_argument_group(
+            "several processes (--distribute data-parallel, JAX)",
+            "Start the same command once per process, changing only --process-id; process 0 writes the run "
+            "folder. Unset, these come from KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES "
+            "and KERAS_DISTRIBUTION_PROCESS_ID, or this is the only process.")
+        launch.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                            help="address of process 0, where the processes meet (default: none)")
+        launch.add_argument("--num-processes", metavar="N", type=int, default=None,
+                            help="how many processes train together (default: none)")
+        launch.add_argument("--process-id", metavar="I", type=int, default=None,
+                            help="this process, 0 to N-1 (default: none)")
     p = commands.add_parser("evaluate", help="re-evaluate a saved run folder on any split",
                             description="Re-evaluate a saved run folder; an unlabelled split gets predictions.")
     p.add_argument("run_dir", help="a finished run folder, runs/<name>")
@@ -191,6 +205,13 @@ def main(argv=None) -> int:
             print(json.dumps(metrics, indent=2))
         else:
             config = config_from_args(args)
+            from . import distribute
+
+            if distribute.multi_process_requested(args.coordinator, args.num_processes, args.process_id):
+                if config.distribute != "data-parallel":
+                    raise ValueError("--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) "
+                                     "are for --distribute data-parallel")
+                distribute.start_processes(args.coordinator, args.num_processes, args.process_id)
             from .training import train
 
             result = train(config)

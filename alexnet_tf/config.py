@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .augment import AugmentConfig
+from .distribute import CHOICES as DISTRIBUTE_CHOICES
 from .hardware import PRECISIONS
 from .model import VARIANTS
 
@@ -59,7 +60,9 @@ class TrainConfig:
     # GPUs (T4), float32 elsewhere (see alexnet_tf.hardware.choose_precision)
     precision: str = "auto"
     jit_compile: bool | None = None  # None: TensorFlow's XLA on a GPU only; JAX always compiles, PyTorch never
-    distribute: str = "none"  # "none" or "mirrored" (all GPUs of one machine, TensorFlow)
+    # "none"; "mirrored": every GPU of one machine (TensorFlow); "data-parallel": every device of every
+    # process, keras.distribution on JAX (see alexnet_tf.distribute). batch_size is the global batch.
+    distribute: str = "none"
     # output
     runs_dir: str = "runs"
     name: str | None = None  # run folder name; None derives it from the config
@@ -96,9 +99,9 @@ class TrainConfig:
             problems.append(f"mixing={self.mixing!r}; choose mixup, cutmix or None")
         if self.distribute == "multiworker":  # Keras 3's fit does not take MultiWorkerMirroredStrategy
             problems.append("distribute='multiworker' is not supported: Keras 3 cannot fit under TensorFlow's "
-                            "MultiWorkerMirroredStrategy; train on one machine (none or mirrored)")
-        elif self.distribute not in ("none", "mirrored"):
-            problems.append(f"distribute={self.distribute!r}; choose none or mirrored")
+                            "MultiWorkerMirroredStrategy; several machines train with data-parallel on JAX")
+        elif self.distribute not in DISTRIBUTE_CHOICES:
+            problems.append(f"distribute={self.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         if isinstance(self.classes, str) and not re.fullmatch(r"random:[1-9][0-9]*", self.classes):

@@ -4,11 +4,13 @@ A run folder ``runs/<name>/`` holds: config.json, manifest.csv (the exact images
 history.csv, model.keras (final) and best.keras (best on validation), metrics.json,
 per_class.csv, figures/*.png, logs/ (TensorBoard) and, while a run is unfinished, backup/
 (from which a killed run resumes where it stopped).
+
+Under ``distribute='data-parallel'`` every process runs this same code; process 0 alone writes the
+run folder, and every process restores from its backup on resume (``alexnet_tf.distribute``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -22,12 +24,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import plots, tiny_imagenet
+from . import distribute, plots, tiny_imagenet
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, load_images, select_files
 from .evaluate import evaluate_predictions, predict, prediction_table
-from .feed import training_batches
+from .feed import steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
@@ -38,7 +40,7 @@ class RunResult:
     model: keras.Model
     history: pd.DataFrame
     metrics: dict
-    report: pd.DataFrame
+    report: pd.DataFrame | None  # None in the processes that do not write (data-parallel)
 
 
 def prepare_data(data, work_dir="data") -> Path:
@@ -57,17 +59,6 @@ def prepare_data(data, work_dir="data") -> Path:
 def data_work_dir(config: TrainConfig) -> Path:
     """Where generated or extracted data goes: ``data/`` beside the runs folder."""
     return Path(config.runs_dir).resolve().parent / "data"
-
-
-def _strategy(config: TrainConfig):
-    if config.distribute == "none":
-        return None
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"distribute={config.distribute!r} is a TensorFlow strategy; the "
-                         f"{keras.backend.backend()} backend trains on one device here")
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy()
 
 
 def _class_names(root, config: TrainConfig) -> list[str]:
@@ -135,7 +126,27 @@ class _FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def on_epoch_end(self, epoch, logs=None):
         if np.isfinite((logs or {}).get("loss", 0.0)):
-            super().on_epoch_end(epoch, logs)
+            with distribute.outside_distribution():
+                super().on_epoch_end(epoch, logs)
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that saves from process 0 alone. Every process restores the backup when a
+    run resumes (all replicas must start alike); with ``writes=False`` (the other processes) it
+    never saves or deletes it."""
+
+    def __init__(self, backup_dir, writes=True):
+        super().__init__(backup_dir)
+        self.writes = writes
+
+    def _save_model(self):
+        if self.writes:
+            with distribute.outside_distribution():
+                super()._save_model()
+
+    def on_train_end(self, logs=None):
+        if self.writes:
+            super().on_train_end(logs)
 
 
 class _NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -153,7 +164,7 @@ class _NaNGuard(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
-def _training_data(config, x, y, num_classes, augment_in_model):
+def _training_data(config, x, y, num_classes, augment_in_model, shard=None):
     """Batches of (uint8 or float images, one-hot labels), augmented as the config says."""
     one_hot = np.eye(num_classes, dtype="float32")
     if config.augmentation == "classic":
@@ -166,7 +177,7 @@ def _training_data(config, x, y, num_classes, augment_in_model):
             x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed)
     augment = fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
     mix = batch_mixing(config.mixing, num_classes, config.seed) if config.mixing else None
-    return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix)
+    return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix, shard)
 
 
 def _tensorboard_available() -> bool:
@@ -190,7 +201,8 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         precision = started_with.precision
     if started_with is not None and config.jit_compile is None:
         jit_compile = started_with.jit_compile
-    print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
+    if distribute.is_writer():
+        print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -224,18 +236,22 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
 
     run_dir = Path(config.runs_dir) / config.run_name
     backup_dir = run_dir / "backup"
+    writer = distribute.is_writer()  # process 0 (the only one, unless data-parallel runs several)
     # config.json records what actually ran: absolute paths, the precision and XLA setting chosen.
     recorded = config.resolved().replace(precision=precision, jit_compile=jit_compile)
     _check_run_folder(run_dir, recorded)
     finished = finished_run(config)
     if finished is not None:
-        print(f"{run_dir} is a finished run of this config: loading it, not training again")
+        if writer:
+            print(f"{run_dir} is a finished run of this config: loading it, not training again")
         return finished
     resuming = backup_dir.is_dir()
     # Checked before minutes of decoding, not after.
     from data_prep.fsutil import check_writable
 
-    check_writable(run_dir)
+    if writer:
+        check_writable(run_dir)
+    distribute.check(config.distribute, config.batch_size)
 
     root = prepare_data(config.data, data_work_dir(config))
     class_names = _class_names(root, config)
@@ -251,18 +267,50 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
             f"run: use val_split='val' (--val-split val) or a split with labels")
     x_train = load_images(train_files, config.image_size)
     x_val = load_images(val_files, config.image_size)
-    # Written once the data is known to load, so a failed start leaves no run folder behind.
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(recorded.to_json())
-    write_manifest(run_dir / "manifest.csv", root,
-                   [("train", train_files, y_train), (config.val_split, val_files, y_val)], class_names)
+    local_devices = distribute.local_device_count(config.distribute)
+    validation_batch = validation_batch_size(len(x_val), local_devices)
+    # Written once the data is known to load, so a failed start leaves no run folder behind; by
+    # rename, so another process reading config.json never sees half of it.
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(run_dir / "config.json", recorded.to_json())
+        write_manifest(run_dir / "manifest.csv", root,
+                       [("train", train_files, y_train), (config.val_split, val_files, y_val)], class_names)
     num_classes = len(class_names)
-    print(f"Data: {root}: {len(x_train)} train and {len(x_val)} {config.val_split} images, {num_classes} classes")
+    if writer:
+        print(f"Data: {root}: {len(x_train)} train and {len(x_val)} {config.val_split} images, {num_classes} classes")
 
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    # Under data-parallel every process feeds its share of each global batch, even when it is the only one.
+    shard = (distribute.process_index(), distribute.process_count()) if config.distribute == "data-parallel" else None
+    steps = steps_per_epoch(len(x_train), config.batch_size, sharded=shard is not None)
     augment_in_model = config.augmentation == "fast" and (on_gpu or keras.backend.backend() != "tensorflow")
-    strategy = _strategy(config)
-    with strategy.scope() if strategy else contextlib.nullcontext():
+    nan_guard = _NaNGuard()
+    epoch_counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
+    epochs_done = []
+    # Order matters: the CSV row of an epoch is written before the backup that marks it done.
+    if writer:
+        run_callbacks = [
+            nan_guard,
+            epoch_counter,
+            keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
+            _FiniteCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
+            _Backup(backup_dir),
+        ]
+        if _tensorboard_available():
+            run_callbacks.insert(-1, keras.callbacks.TensorBoard(run_dir / "logs"))
+    else:
+        run_callbacks = [nan_guard, epoch_counter, _Backup(backup_dir, writes=False)]
+    if config.schedule == "step":
+        run_callbacks.append(keras.callbacks.LearningRateScheduler(
+            partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
+    elif config.schedule == "plateau":
+        run_callbacks.append(plateau_callback())
+    if config.early_stopping_patience:
+        run_callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
+                                                           restore_best_weights=False))
+    one_hot_val = np.eye(num_classes, dtype="float32")[y_val]
+    scope, strategy = distribute.scope(config.distribute)
+    with scope:
         mean, variance = channel_stats(x_train)
         model = alexnet_model((config.image_size, config.image_size, 3), num_classes, config.variant, config.lrn,
                               config.dropout, config.weight_decay, config.batch_norm, config.preprocessing,
@@ -274,58 +322,56 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
             for layer in model.layers:
                 if layer.name.startswith(("conv", "bn")):
                     layer.trainable = False
-        model.compile(optimizer=_optimizer(config, steps_per_epoch),
+        model.compile(optimizer=_optimizer(config, steps),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                                keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
                       jit_compile=jit_compile)
-
-    nan_guard = _NaNGuard()
-    epoch_counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
-    epochs_done = []
-    # Order matters: the CSV row of an epoch is written before the backup that marks it done.
-    run_callbacks = [
-        nan_guard,
-        epoch_counter,
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
-        _FiniteCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.BackupAndRestore(backup_dir),
-    ]
-    if _tensorboard_available():
-        run_callbacks.insert(-1, keras.callbacks.TensorBoard(run_dir / "logs"))
-    if config.schedule == "step":
-        run_callbacks.append(keras.callbacks.LearningRateScheduler(
-            partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
-    elif config.schedule == "plateau":
-        run_callbacks.append(plateau_callback())
-    if config.early_stopping_patience:
-        run_callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
-                                                           restore_best_weights=False))
-    one_hot_val = np.eye(num_classes, dtype="float32")[y_val]
-    fit_started = time.perf_counter()
-    model.fit(_training_data(config, x_train, y_train, num_classes, augment_in_model), epochs=config.epochs,
-              steps_per_epoch=steps_per_epoch, validation_data=(x_val, one_hot_val), validation_batch_size=256,
-              callbacks=run_callbacks + list(callbacks), verbose=verbose, shuffle=False)  # the data shuffles itself
+        fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
+        fit = model.fit(_training_data(config, x_train, y_train, num_classes, augment_in_model, shard),
+                        epochs=config.epochs, steps_per_epoch=steps, validation_data=(x_val, one_hot_val),
+                        validation_batch_size=validation_batch, callbacks=run_callbacks + list(callbacks),
+                        verbose=verbose if writer else 0, shuffle=False)  # the data shuffles itself
     fit_seconds = time.perf_counter() - fit_started
     if nan_guard.stopped_epoch is not None:
         # Its backup holds non-finite weights: resuming from it could only diverge again.
-        shutil.rmtree(backup_dir, ignore_errors=True)
+        if writer:
+            shutil.rmtree(backup_dir, ignore_errors=True)
         raise FloatingPointError(
             f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no model "
             f"of that epoch was kept. Run again with a lower --learning-rate (now {config.learning_rate}) or "
             f"--schedule cosine with warm-up; that is a new run folder. This one: {run_dir}")
 
+    replicas = distribute.replica_count(config.distribute, strategy)
+    if not writer:
+        print(f"process {distribute.process_index()} of {distribute.process_count()}: trained; process 0 writes "
+              f"{run_dir}")
+        return RunResult(run_dir, model, pd.DataFrame(fit.history), {}, None)
     history = read_history(run_dir / "history.csv")
     model.save(run_dir / "model.keras")
+    if config.distribute == "data-parallel":
+        # Its weights live on every device of every process; process 0 evaluates a local copy alone.
+        model = keras.models.load_model(run_dir / "model.keras")
     metrics, report = evaluate_run(model, run_dir, root, class_names, x_val, y_val, config.tta, history)
-    metrics.update(device=device, precision=precision, jit_compile=jit_compile, epochs=len(history), train_images=int(len(x_train)), resumed=resuming,
+    images_per_epoch = steps * config.batch_size if shard is not None else len(x_train)
+    metrics.update(device=device, precision=precision, jit_compile=jit_compile, epochs=len(history),
+                   train_images=int(len(x_train)), resumed=resuming, distribute=config.distribute,
+                   processes=distribute.process_count(), replicas=replicas,
                    fit_seconds=fit_seconds, wall_seconds=time.perf_counter() - started,
                    # training and validation passes of this session's epochs, per training image
-                   images_per_second=len(x_train) * len(epochs_done) / fit_seconds)
+                   images_per_second=images_per_epoch * len(epochs_done) / fit_seconds)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
           f"on {len(y_val)} {config.val_split} images. Run folder: {run_dir}")
     return RunResult(run_dir, model, history, metrics, report)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    from data_prep.fsutil import temp_name
+
+    tmp = path.with_name(temp_name(path.name))
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def finished_run(config: TrainConfig) -> RunResult | None:

@@ -161,8 +161,8 @@ from alexnet_tf.config import preset
 from alexnet_tf.training import train
 r = train(preset("quick", data={str(synthetic_root)!r}, runs_dir={str(tmp_path)!r}, epochs=1, images_per_class=8,
                  distribute="mirrored", augmentation="none"), verbose=0)
-print("RESULT", r.metrics["epochs"], "DEVICES", len(tf.config.list_logical_devices("CPU")))
+print("RESULT", r.metrics["epochs"], "REPLICAS", r.metrics["replicas"])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "RESULT 1 DEVICES 2" in out.stdout
+    assert "RESULT 1 REPLICAS 2" in out.stdout  # one replica on each logical CPU device
