@@ -44,6 +44,11 @@ class ArrayBatches(keras.utils.PyDataset):
     def _permutation(self):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
 
+    def set_epoch(self, epoch):
+        """Draw epoch ``epoch``'s order (a resumed run goes on with the order it would have had)."""
+        self.epoch = epoch
+        self._order = self._permutation()
+
     def __len__(self):
         return steps_per_epoch(len(self.images), self.batch_size, sharded=self.shard is not None)
 
@@ -60,8 +65,15 @@ class ArrayBatches(keras.utils.PyDataset):
         return images, labels
 
     def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._permutation()
+        self.set_epoch(self.epoch + 1)
+
+
+def epoch_callbacks(batches):
+    """Callbacks that keep ``batches`` in step with ``fit``'s epoch number, which starts past 0 when
+    a run resumes: the resumed epochs see the orders an uninterrupted run would have seen."""
+    if not isinstance(batches, ArrayBatches):
+        return []
+    return [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: batches.set_epoch(epoch))]
 
 
 def training_batches(images, one_hot_labels, batch_size, seed=0, augment=None, mix=None, shard=None):

@@ -6,6 +6,8 @@ TensorFlow, JAX and PyTorch backends and saves to ``.keras`` without Lambda laye
 
 from __future__ import annotations
 
+import random
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -172,7 +174,9 @@ def alexnet_model(input_shape=None, num_classes=200, variant="tiny", lrn=True, d
         x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"fc{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         if dropout:
-            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+            # A seed of its own (drawn from keras.utils.set_random_seed's): without one, PyTorch takes
+            # dropout masks from its global generator, which a resumed run cannot restore.
+            x = layers.Dropout(dropout, seed=random.randint(1, 10**9), name=f"dropout{i}")(x)
     x = layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")

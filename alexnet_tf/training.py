@@ -29,7 +29,7 @@ from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, load_images, select_files
 from .evaluate import evaluate_predictions, predict, prediction_table
-from .feed import steps_per_epoch, training_batches, validation_batch_size
+from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
@@ -147,6 +147,21 @@ class _Backup(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         if self.writes:
             super().on_train_end(logs)
+
+
+class _EpochSeeds(keras.callbacks.Callback):
+    """Start every random stream inside the model (dropout, augmentation on JAX and PyTorch) at a
+    point set by the epoch. Keras does not save these streams with the weights, so without this a
+    resumed run would draw its first epoch's numbers again instead of those an uninterrupted run
+    draws. A stream is (seed, counter) and each draw adds 1 to the counter: epoch e starts at e * 2**20."""
+
+    def on_train_begin(self, logs=None):
+        self.streams = [(v, keras.ops.convert_to_numpy(v.value)) for v in self.model.variables
+                        if v.path.endswith("seed_generator_state")]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable, initial in self.streams:
+            variable.assign(initial + np.array([0, epoch * 2**20], dtype=initial.dtype))
 
 
 class _NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -328,9 +343,10 @@ def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -
                                keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
                       jit_compile=jit_compile)
         fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
-        fit = model.fit(_training_data(config, x_train, y_train, num_classes, augment_in_model, shard),
-                        epochs=config.epochs, steps_per_epoch=steps, validation_data=(x_val, one_hot_val),
-                        validation_batch_size=validation_batch, callbacks=run_callbacks + list(callbacks),
+        batches = _training_data(config, x_train, y_train, num_classes, augment_in_model, shard)
+        fit = model.fit(batches, epochs=config.epochs, steps_per_epoch=steps, validation_data=(x_val, one_hot_val),
+                        validation_batch_size=validation_batch,
+                        callbacks=epoch_callbacks(batches) + [_EpochSeeds()] + run_callbacks + list(callbacks),
                         verbose=verbose if writer else 0, shuffle=False)  # the data shuffles itself
     fit_seconds = time.perf_counter() - fit_started
     if nan_guard.stopped_epoch is not None:

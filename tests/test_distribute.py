@@ -17,7 +17,8 @@ from conftest import REPO
 
 pytest.importorskip("jax")
 
-# One process of a run: join the others, train, and report a checksum of every final weight.
+# One process of a run: join the others (told by the KERAS_DISTRIBUTION_* variables, as a launcher
+# would), train, and report a checksum of every final weight.
 WORKER = r"""
 import hashlib, json, sys
 import numpy as np
@@ -25,9 +26,9 @@ from alexnet_tf import distribute
 from alexnet_tf.config import preset
 from alexnet_tf.training import train
 
-data, runs_dir, processes, process_id, port = sys.argv[1:6]
-if int(processes) > 1:
-    distribute.start_processes(f"127.0.0.1:{port}", int(processes), int(process_id))
+data, runs_dir = sys.argv[1:3]
+if distribute.multi_process_requested():
+    distribute.start_processes()
 result = train(preset("quick", data=data, runs_dir=runs_dir, epochs=2, distribute="data-parallel"), verbose=0)
 print("RESULT " + json.dumps({
     "process": distribute.process_index(), "writer": distribute.is_writer(), "run_dir": str(result.run_dir),
@@ -43,18 +44,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def jax_env(devices=1):
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    env.pop("XLA_FLAGS", None)
+def jax_env(devices=1, **variables):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("KERAS_DISTRIBUTION_")}
+    env.update(KERAS_BACKEND="jax", **variables)
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
 
 
-def run_processes(commands, env, timeout=600):
-    """Start every command at once; wait for all; return their CompletedProcess-like results."""
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
-             for c in commands]
+def run_processes(commands, envs, timeout=600):
+    """Start every command at once (each with its env); wait for all; return (code, stdout, stderr)s."""
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=e)
+             for c, e in zip(commands, envs)]
     results = []
     try:
         for p in procs:
@@ -67,11 +68,16 @@ def run_processes(commands, env, timeout=600):
 
 
 def train_data_parallel(data, runs_dir, processes=1, devices=1):
-    port = free_port()
-    commands = [[sys.executable, "-c", WORKER, str(data), str(runs_dir), str(processes), str(i), str(port)]
+    command = [sys.executable, "-c", WORKER, str(data), str(runs_dir)]
+    if processes == 1:
+        envs = [jax_env(devices)]
+    else:
+        address = f"127.0.0.1:{free_port()}"
+        envs = [jax_env(devices, KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+                        KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes), KERAS_DISTRIBUTION_PROCESS_ID=str(i))
                 for i in range(processes)]
     reports = []
-    for code, out, err in run_processes(commands, jax_env(devices)):
+    for code, out, err in run_processes([command] * processes, envs):
         assert code == 0, err[-4000:]
         reports.append(json.loads(out.split("RESULT ", 1)[1]))
     return reports
@@ -155,7 +161,7 @@ def test_killing_every_process_and_starting_again_resumes(synthetic_root, tmp_pa
     # The same command again, once per process: it goes on from the last finished epoch.
     port = free_port()
     command[command.index("--coordinator") + 1] = f"127.0.0.1:{port}"
-    results = run_processes([command + ["--process-id", str(i)] for i in range(2)], env)
+    results = run_processes([command + ["--process-id", str(i)] for i in range(2)], [env, env])
     for code, _, err in results:
         assert code == 0, err[-4000:]
     assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
