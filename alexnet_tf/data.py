@@ -209,27 +209,45 @@ def class_descriptions(data_dir, class_names) -> list[str]:
 
 
 def make_dataset(images, labels=None, batch_size=128, shuffle=False, seed=None, augment=None,
-                 cache=False, drop_remainder=False):
+                 drop_remainder=False):
     """A ``tf.data`` pipeline over uint8 arrays: shuffle, batch, augment per batch, prefetch.
+
+    The pipeline shuffles and batches indices and gathers each batch from the arrays, so the
+    images live in memory once: ``from_tensor_slices`` on the arrays would copy them into a
+    tensor, and a shuffle buffer the size of the set would hold a second copy of every image.
 
     ``augment``: a callable on uint8 or float batches (e.g. ``alexnet_tf.augment.fast_augmenter``),
     applied after batching because the Keras preprocessing layers are fastest on whole batches.
     """
     import tensorflow as tf
 
-    data = (images, labels) if labels is not None else images
-    ds = tf.data.Dataset.from_tensor_slices(data)
-    if cache:
-        ds = ds.cache()
+    arrays = [np.asarray(images)] + ([np.asarray(labels)] if labels is not None else [])
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays]
+
+    def gather(rows):
+        rows = np.sort(rows)  # the same images, read in memory order
+        return tuple(a[rows] for a in arrays)
+
+    def batch_of(rows):
+        out = tf.numpy_function(gather, [rows], dtypes, stateful=False)
+        for tensor, array in zip(out, arrays):
+            tensor.set_shape((None, *array.shape[1:]))
+        if augment is not None:
+            out = [augment(out[0]), *out[1:]]
+        return tuple(out) if labels is not None else out[0]
+
+    ds = tf.data.Dataset.range(len(arrays[0]))
     if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(arrays[0]), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None:
-        if labels is not None:
-            ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        else:
-            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # One thread, no autotuning: on a 2-core CPU, autotuned threads run beside the training step
+    # and slow it by about 8% (benchmarks/bench_step.py), while one thread gathers and augments
+    # some 90,000 images/s, far more than any step consumes.
+    ds = ds.map(batch_of, num_parallel_calls=1, deterministic=True).prefetch(2)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def directory_dataset(split_dir, class_names, image_size=64, batch_size=128, shuffle=False, seed=None):
