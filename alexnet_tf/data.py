@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from . import tiny_imagenet
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # bump when the cached arrays' meaning changes (2: 16-bit images scaled, not clipped)
+CACHE_FORMAT = 3  # bump when the cached arrays' meaning changes (2: 16-bit images scaled; 3: checksummed)
 
 
 def default_cache_dir() -> Path:
@@ -43,6 +44,8 @@ def select_files(data_dir, split="train", classes=None, images_per_class=None, s
     files, labels = tiny_imagenet.split_files(data_dir, split, class_names)
     if not files:
         raise tiny_imagenet.DataFormatError(f"{data_dir / split} has no images for classes {class_names[:5]}")
+    if labels[0] >= 0:
+        require_every_class(labels, class_names, data_dir / split)
     if images_per_class is not None:
         if images_per_class < 1:
             raise ValueError(f"images_per_class={images_per_class} must be at least 1")
@@ -50,6 +53,18 @@ def select_files(data_dir, split="train", classes=None, images_per_class=None, s
             raise ValueError(f"images_per_class needs labels, and {data_dir / split} is unlabelled; leave it None")
         files, labels = _take_per_class(files, labels, class_names, images_per_class, seed, split)
     return files, np.asarray(labels, dtype=np.int32), class_names
+
+
+def require_every_class(labels, class_names, where) -> None:
+    """A one-line error naming the classes of ``class_names`` that have no image in ``labels``:
+    a class never seen in training, or never scored, would make every figure of the run wrong."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    missing = [name for name, count in zip(class_names, counts) if count == 0]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise tiny_imagenet.DataFormatError(
+            f"{where} has no images of {len(missing)} selected class(es): {shown}; restore their images or leave "
+            f"them out of --classes")
 
 
 def _take_per_class(files, labels, class_names, m, seed, split):
@@ -173,18 +188,46 @@ def load_dataset(data_dir, split="train", classes=None, images_per_class=None, i
 
 
 def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None) -> np.ndarray:
-    """Decode ``files`` (e.g. from ``select_files``) into uint8 arrays, through the cache."""
+    """Decode ``files`` (e.g. from ``select_files``) into uint8 arrays, through the cache.
+
+    A cache entry that does not match its own checksum and key (a truncated or damaged file)
+    is discarded and rebuilt, with a one-line notice naming it."""
     if not cache:
         return decode_images(files, image_size, workers)
-    entry = Path(cache_dir or default_cache_dir()) / f"{len(files)}-{_cache_key(files, image_size)}"
-    if (entry / "images.npy").is_file():
-        return np.load(entry / "images.npy")
+    key = _cache_key(files, image_size)
+    entry = Path(cache_dir or default_cache_dir()) / f"{len(files)}-{key}"
+    if entry.is_dir():
+        try:
+            return _read_cache(entry, key)
+        except (OSError, ValueError, EOFError) as err:
+            log.warning("the dataset cache entry %s is damaged (%s): rebuilding it", entry, err)
+            shutil.rmtree(entry, ignore_errors=True)
     images = decode_images(files, image_size, workers)
-    _write_cache(entry, images, files)
+    _write_cache(entry, images, files, key)
     return images
 
 
-def _write_cache(entry: Path, images, files):
+def _checksum(images: np.ndarray) -> str:
+    return hashlib.blake2b(memoryview(np.ascontiguousarray(images)).cast("B"), digest_size=16).hexdigest()
+
+
+def _read_cache(entry: Path, key: str) -> np.ndarray:
+    """The entry's array, once its metadata, shape and checksum say it is the one written for ``key``."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"meta.json is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("key") != key or "checksum" not in meta:
+        raise ValueError("meta.json does not describe this selection")
+    images = np.load(entry / "images.npy", allow_pickle=False)
+    if list(images.shape) != meta.get("shape") or images.dtype != np.uint8:
+        raise ValueError(f"images.npy holds {images.dtype} {list(images.shape)}, not uint8 {meta.get('shape')}")
+    if _checksum(images) != meta["checksum"]:
+        raise ValueError("images.npy does not match its checksum")
+    return images
+
+
+def _write_cache(entry: Path, images, files, key):
     """Write the arrays under a temporary name and rename: readers see a complete entry or none,
     and when two processes cache the same selection the second simply drops its copy."""
     tmp = None
@@ -192,7 +235,8 @@ def _write_cache(entry: Path, images, files):
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         np.save(tmp / "images.npy", images)
-        (tmp / "meta.json").write_text(json.dumps({"first_file": str(files[0]), "shape": list(images.shape)}))
+        (tmp / "meta.json").write_text(json.dumps({"key": key, "first_file": str(files[0]),
+                                                   "shape": list(images.shape), "checksum": _checksum(images)}))
         tmp.rename(entry)
     except OSError as err:
         if not (entry / "images.npy").is_file():  # not just another process caching the same selection first
@@ -273,3 +317,66 @@ def image_statistics(images, chunk=4096) -> dict:
                for block in (images[s:s + chunk] for s in range(0, len(images), chunk)))
     return {"mean": [round(float(v), 2) for v in mean], "std": [round(float(v), 2) for v in np.sqrt(variance)],
             "grayscale_share": gray / len(images), "images": len(images)}
+
+
+@dataclass
+class Data:
+    """What a run trains and validates on: uint8 images, int labels, the files they came from."""
+
+    root: Path
+    class_names: list
+    train_files: list
+    y_train: np.ndarray
+    x_train: np.ndarray
+    val_split: str
+    val_files: list
+    y_val: np.ndarray
+    x_val: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def splits(self):
+        return [("train", self.train_files, self.y_train), (self.val_split, self.val_files, self.y_val)]
+
+
+def dataset_root(data, work_dir="data") -> Path:
+    """A dataset root from ``data``: a folder, a Tiny ImageNet zip (extracted once, into a folder
+    keyed on that zip), or None for the synthetic set (generated once)."""
+    from data_prep import extract, make_synthetic
+
+    if data is None:
+        return make_synthetic(work_dir)
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"{data} does not exist: give a Tiny ImageNet folder or zip")
+    return extract(data, work_dir) if data.suffix == ".zip" else data
+
+
+def data_work_dir(config) -> Path:
+    """Where generated or extracted data goes: ``data/`` beside the runs folder."""
+    return Path(config.runs_dir).resolve().parent / "data"
+
+
+def load_data(config) -> Data:
+    """The images ``config`` selects (``alexnet_tf.config.TrainConfig``), decoded through the cache."""
+    root = dataset_root(config.data, data_work_dir(config))
+    if config.classes is None:
+        class_names = tiny_imagenet.dataset_classes(root)
+    else:
+        from data_prep.subset import choose_classes
+
+        class_names = choose_classes(root, config.classes, config.seed)
+    if len(class_names) < 2:
+        raise ValueError(f"classes={config.classes!r} selects {len(class_names)} class; a classifier needs at least "
+                         f"2 (e.g. --classes first:2, or two names separated by a comma)")
+    train_files, y_train, class_names = select_files(root, "train", class_names, config.images_per_class,
+                                                     config.seed)
+    val_files, y_val, _ = select_files(root, config.val_split, class_names)
+    if np.any(y_val < 0):
+        raise tiny_imagenet.DataFormatError(
+            f"{root / config.val_split} has no labels (as Tiny ImageNet's test images), so it cannot validate a "
+            f"run: use val_split='val' (--val-split val) or a split with labels")
+    return Data(root, class_names, train_files, y_train, load_images(train_files, config.image_size),
+                config.val_split, val_files, y_val, load_images(val_files, config.image_size))

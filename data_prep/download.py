@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -12,7 +11,7 @@ from pathlib import Path
 from alexnet_tf.tiny_imagenet import DataFormatError
 
 from .extract import check_zip
-from .fsutil import check_writable, remove_stale_temps, temp_name
+from .fsutil import check_writable, file_sha256, remove_stale_temps, temp_name
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -21,14 +20,6 @@ log = logging.getLogger(__name__)
 
 class HashMismatchError(ValueError):
     pass
-
-
-def file_sha256(path, chunk=1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(path: Path, expected_sha256, source) -> None:

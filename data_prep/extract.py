@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 import zlib
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from alexnet_tf import tiny_imagenet
 
-from .fsutil import check_writable, make_temp_dir, remove_stale_temps, rename_into_place
+from .fsutil import check_writable, file_sha256, make_temp_dir, remove_stale_temps, rename_into_place
 
 # What a damaged zip raises besides BadZipFile: a cut stream, bad deflate data, an unknown method.
 _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
@@ -49,12 +50,37 @@ def check_zip(zip_path, label=None) -> str:
     return dataset_folder(label, names)
 
 
+SOURCE_RECORD = ".source.json"  # inside an extracted folder: the zip it came from
+
+
+def _zip_identity(zip_path: Path, sha256=None) -> dict:
+    st = zip_path.stat()
+    return {"zip": str(zip_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": sha256 or file_sha256(zip_path)}
+
+
+def _extracted_from(root: Path, zip_path: Path) -> bool:
+    """Whether ``root`` was extracted from this zip: its record names the same size and time,
+    or (a copied or touched zip) the same content hash. A folder without a record is another's."""
+    try:
+        record = json.loads((root / SOURCE_RECORD).read_text())
+        st = zip_path.stat()
+        if record["size"] == st.st_size and record["mtime_ns"] == st.st_mtime_ns:
+            return True
+        return record["size"] == st.st_size and record["sha256"] == file_sha256(zip_path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def extract(zip_path, out_dir="data") -> Path:
     """Extract ``zip_path`` into ``out_dir`` and return the dataset root (e.g. data/tiny-imagenet-200).
 
-    Extraction goes to a temporary folder that is renamed when complete; an existing
-    extracted folder is reused, so re-running is safe, and two processes extracting the same
-    zip at once both end with the one finished folder.
+    The folder records the zip it came from (size, time and sha256, in ``.source.json``) and is
+    reused only for that zip, so re-running is a no-op; another zip (or a folder of unknown
+    origin at the same place) gets its own folder, named with its hash
+    (data/tiny-imagenet-200-<sha256[:8]>), never the other one's images. Extraction goes to a
+    temporary folder that is renamed when complete, so two processes extracting the same zip at
+    once both end with the one finished folder.
     """
     zip_path, out_dir = Path(zip_path), Path(out_dir)
     if not zip_path.is_file():
@@ -64,14 +90,20 @@ def extract(zip_path, out_dir="data") -> Path:
         with zipfile.ZipFile(zip_path) as archive:
             names = archive.namelist()
             inner = dataset_folder(zip_path, names)
-            root = out_dir / Path(inner).name
             remove_stale_temps(out_dir)  # what an interrupted run left, even if another finished since
-            if root.is_dir():
+            root = out_dir / Path(inner).name
+            if _extracted_from(root, zip_path):
                 return root
+            identity = _zip_identity(zip_path)
+            if root.exists():
+                root = out_dir / f"{Path(inner).name}-{identity['sha256'][:8]}"
+                if _extracted_from(root, zip_path):
+                    return root
             out_dir.mkdir(parents=True, exist_ok=True)
             tmp = make_temp_dir(out_dir, "extract")
             try:
                 archive.extractall(tmp, [n for n in names if n.startswith(inner + "/")])
+                (tmp / inner / SOURCE_RECORD).write_text(json.dumps(identity, indent=2))
                 rename_into_place(tmp / inner, root)  # the folder appears only once complete
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -34,6 +34,14 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def file_sha256(path, chunk=1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check_writable(folder: Path) -> None:
     """Fail early, naming the folder, if nothing can be written there (tried, not guessed)."""
     folder = Path(folder)
