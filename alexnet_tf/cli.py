@@ -61,7 +61,7 @@ FIELD_HELP = {
     "name": "run folder name (default: derived from the settings, with a short hash of them)",
 }
 CHOICES = {
-    "variant": ("tiny", "original", "mini"), "optimizer": ("sgd", "adam"),
+    "variant": ("tiny", "wide", "original", "mini"), "optimizer": ("sgd", "adam"),
     "schedule": ("step", "plateau", "cosine", "onecycle", "constant"), "augmentation": ("fast", "classic", "none"),
     "mixing": ("mixup", "cutmix", "none"), "preprocessing": ("standardize", "rescale", "imagenet"),
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
@@ -187,6 +187,9 @@ def build_parser():
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average over each image and its mirror (default: as the run was configured)")
     p.add_argument("--export", default=None, help="also save the model here (a .h5 path: legacy HDF5)")
+    p.add_argument("--as", dest="name", default=None, metavar="NAME",
+                   help="a separate evaluation, written to RUN/evaluations/NAME/: for data other than the run's "
+                        "own, which is otherwise refused (default: none, the run's own files)")
     return parser
 
 
@@ -201,7 +204,7 @@ def main(argv=None) -> int:
         if args.command == "evaluate":
             from .training import evaluate_saved
 
-            metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta)
+            metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta, args.name)
             print(json.dumps(metrics, indent=2))
         else:
             config = config_from_args(args)

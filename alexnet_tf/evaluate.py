@@ -55,7 +55,8 @@ def prediction_table(files, probs, class_names, descriptions=None, k=5) -> pd.Da
     """One row per image: its file, the predicted class, its name and probability, and the top-k classes
     (space-separated, most likely first): what unlabelled images such as Tiny ImageNet's test split get."""
     probs = np.asarray(probs)
-    top = np.argsort(-probs, axis=1)[:, :k]
+    # Stable: of equal probabilities (frequent in bfloat16) the first class wins, as with argmax.
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     names = descriptions or class_names
     return pd.DataFrame({"file": [str(f) for f in files],
                          "predicted": [class_names[i] for i in top[:, 0]],

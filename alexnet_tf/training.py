@@ -1,9 +1,7 @@
 """Training: data -> model -> fit -> evaluate -> figures, all into one run folder.
 
-A run folder ``runs/<name>/`` holds: config.json, manifest.csv (the exact images used),
-history.csv, model.keras (final) and best.keras (best on validation), metrics.json,
-per_class.csv, figures/*.png, logs/ (TensorBoard) and, while a run is unfinished, backup/
-(from which a killed run resumes where it stopped).
+``train`` is the whole story; ``alexnet_tf.run_folder`` owns the folder (its layout, its lock,
+its backup, and what may be written there), ``alexnet_tf.data`` the images.
 
 Under ``distribute='data-parallel'`` every process runs this same code; process 0 alone writes the
 run folder, and every process restores from its backup on resume (``alexnet_tf.distribute``).
@@ -11,10 +9,9 @@ run folder, and every process restores from its backup on resume (``alexnet_tf.d
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -24,14 +21,18 @@ import keras
 import numpy as np
 import pandas as pd
 
+from data_prep import fsutil
+
 from . import distribute, plots, tiny_imagenet
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
-from .data import class_descriptions, load_images, select_files
+from .data import class_descriptions, data_work_dir, dataset_root, load_data, load_images, require_every_class
 from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
+from .run_folder import (RunFolder, compare_manifests, describe_changes, file_record, load_saved_model,
+                         read_manifest, write_atomically)
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
 
 @dataclass
@@ -41,43 +42,6 @@ class RunResult:
     history: pd.DataFrame
     metrics: dict
     report: pd.DataFrame | None  # None in the processes that do not write (data-parallel)
-
-
-def prepare_data(data, work_dir="data") -> Path:
-    """A dataset root from ``data``: a folder, a Tiny ImageNet zip (extracted once), or None for
-    the synthetic set (generated once)."""
-    from data_prep import extract, make_synthetic
-
-    if data is None:
-        return make_synthetic(work_dir)
-    data = Path(data)
-    if not data.exists():
-        raise FileNotFoundError(f"{data} does not exist: give a Tiny ImageNet folder or zip")
-    return extract(data, work_dir) if data.suffix == ".zip" else data
-
-
-def data_work_dir(config: TrainConfig) -> Path:
-    """Where generated or extracted data goes: ``data/`` beside the runs folder."""
-    return Path(config.runs_dir).resolve().parent / "data"
-
-
-def _class_names(root, config: TrainConfig) -> list[str]:
-    """The classes ``config.classes`` selects, in the grammar of ``data_prep subset --classes``."""
-    if config.classes is None:
-        return tiny_imagenet.dataset_classes(root)
-    from data_prep.subset import choose_classes
-
-    return choose_classes(root, config.classes, config.seed)
-
-
-def write_manifest(path: Path, root, splits, class_names):
-    words = class_descriptions(root, class_names)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "wnid", "class_index", "words", "split"])
-        for split, files, labels in splits:
-            for file, label in zip(files, labels):
-                writer.writerow([os.path.relpath(file, root), class_names[label], int(label), words[label], split])
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -118,35 +82,6 @@ def load_matching_weights(model, path) -> int:
             layer.set_weights(weights)
             copied += 1
     return copied
-
-
-class _FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that never saves an epoch whose loss is NaN or infinite: a diverged run
-    must not leave a best.keras that looks usable (its accuracy can look best by chance)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if np.isfinite((logs or {}).get("loss", 0.0)):
-            with distribute.outside_distribution():
-                super().on_epoch_end(epoch, logs)
-
-
-class _Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that saves from process 0 alone. Every process restores the backup when a
-    run resumes (all replicas must start alike); with ``writes=False`` (the other processes) it
-    never saves or deletes it."""
-
-    def __init__(self, backup_dir, writes=True):
-        super().__init__(backup_dir)
-        self.writes = writes
-
-    def _save_model(self):
-        if self.writes:
-            with distribute.outside_distribution():
-                super()._save_model()
-
-    def on_train_end(self, logs=None):
-        if self.writes:
-            super().on_train_end(logs)
 
 
 class _EpochSeeds(keras.callbacks.Callback):
@@ -195,214 +130,175 @@ def _training_data(config, x, y, num_classes, augment_in_model, shard=None):
     return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix, shard)
 
 
-def _tensorboard_available() -> bool:
-    """Keras' TensorBoard callback writes through TensorFlow's summary API, whatever the backend."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
-    """Run ``config`` end to end and return the run folder, model, history, metrics and report."""
+    """Run ``config`` end to end into its run folder: data -> model -> fit -> evaluation."""
+    run = RunFolder(config, writer=distribute.is_writer())
+    with run.lock():
+        recorded, device = run_settings(config, run)
+        run.check_config(recorded)
+        if run.finished:
+            print(f"{run.path} is a finished run of this config: loading it, not training again")
+            return load_run(run.path)
+        if run.writer:  # checked before minutes of decoding, not after
+            fsutil.check_writable(run.path)
+            print(f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}")
+        distribute.check(config.distribute, config.batch_size)
+        with precision_policy(recorded.precision):
+            started = time.perf_counter()
+            seed_everything(config)
+            data = load_data(config)
+            run.start(recorded, data)  # config.json and manifest.csv; a resume checks the data is the same
+            if run.writer:
+                print(f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
+                      f"{data.num_classes} classes")
+            shard = (distribute.process_index(), distribute.process_count()) if config.distribute == "data-parallel" \
+                else None  # under data-parallel every process feeds its share of each global batch
+            steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
+            augment_in_model = config.augmentation == "fast" and (describe_device()[1] or
+                                                                    keras.backend.backend() != "tensorflow")
+            nan_guard, epochs_done = _NaNGuard(), []
+            scope, strategy = distribute.scope(config.distribute)
+            with scope:
+                model = build_model(config, data, augment_in_model)
+                compile_model(model, config, steps, data.num_classes, recorded.jit_compile)
+                initial_epoch = run.restore(model)
+                batches = _training_data(config, data.x_train, data.y_train, data.num_classes, augment_in_model, shard)
+                fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
+                model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                          validation_data=(data.x_val, np.eye(data.num_classes, dtype="float32")[data.y_val]),
+                          validation_batch_size=validation_batch_size(
+                              len(data.x_val), distribute.local_device_count(config.distribute)),
+                          callbacks=[*epoch_callbacks(batches), _EpochSeeds(), nan_guard,
+                                     keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_done.append(e)),
+                                     *run.callbacks(resuming=initial_epoch > 0), *schedule_callbacks(config),
+                                     *callbacks],
+                          verbose=verbose if run.writer else 0, shuffle=False)  # the data shuffles itself
+            fit_seconds = time.perf_counter() - fit_started
+            if nan_guard.stopped_epoch is not None:
+                run.drop_backup()  # its weights are not finite: resuming could only diverge again
+                raise FloatingPointError(
+                    f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no "
+                    f"model of that epoch was kept. Run again with a lower --learning-rate (now "
+                    f"{config.learning_rate}) or --schedule cosine with warm-up; that is a new run folder. This one: "
+                    f"{run.path}")
+            images = steps * config.batch_size if shard is not None else len(data.x_train)
+            return finish(run, model, data, recorded, device, {
+                "resumed": initial_epoch > 0, "distribute": config.distribute,
+                "processes": distribute.process_count(), "replicas": distribute.replica_count(config.distribute,
+                                                                                              strategy),
+                "fit_seconds": fit_seconds, "wall_seconds": time.perf_counter() - started,
+                # training and validation passes of this session's epochs, per training image
+                "images_per_second": images * len(epochs_done) / fit_seconds if epochs_done else 0.0})
+
+
+def run_settings(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, str]:
+    """The config as its run folder records it (absolute paths, the precision and XLA chosen),
+    and the device. A run keeps the precision and XLA setting it started with, so that "auto"
+    resumes or reloads it on other hardware (a Colab T4 today, an A100 tomorrow)."""
     device, on_gpu = describe_device()
-    # A run keeps the precision and XLA setting it started with, so that "auto" resumes or reloads
-    # it on other hardware (a Colab T4 today, an A100 tomorrow) instead of refusing it.
-    started_with = _stored_config(Path(config.runs_dir) / config.run_name)
     precision = choose_precision(config.precision, gpu_compute_capability() if on_gpu else None)
     jit_compile = choose_jit_compile(config.jit_compile, on_gpu, keras.backend.backend())
+    started_with = run.stored_config()
     if started_with is not None and config.precision == "auto":
         precision = started_with.precision
     if started_with is not None and config.jit_compile is None:
         jit_compile = started_with.jit_compile
-    if distribute.is_writer():
-        print(f"Training on {device}; precision {precision}, XLA {'on' if jit_compile else 'off'}")
-    previous_policy = keras.mixed_precision.global_policy()
+    return config.resolved().replace(precision=precision, jit_compile=jit_compile), device
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """The global mixed-precision policy for the run, then the caller's again."""
+    previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose)
-    finally:  # the policy is global state: leave it as the caller had it
-        keras.mixed_precision.set_global_policy(previous_policy)
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
-def _stored_config(run_dir: Path) -> TrainConfig | None:
-    path = run_dir / "config.json"
-    return TrainConfig.from_json(path.read_text(), path) if path.is_file() else None
-
-
-def _check_run_folder(run_dir: Path, recorded: TrainConfig) -> None:
-    """Refuse a run folder that holds another config, naming what differs and the way out."""
-    stored = _stored_config(run_dir)
-    if stored is not None and stored != recorded:
-        differences = "; ".join(stored.differences(recorded))
-        raise FileExistsError(
-            f"{run_dir} holds a run with another config ({differences}). To keep both, pass --name NEW_NAME; "
-            f"to continue that run, repeat its settings")
-
-
-def _train(config, precision, jit_compile, on_gpu, device, callbacks, verbose) -> RunResult:
-    started = time.perf_counter()
+def seed_everything(config: TrainConfig) -> None:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic and keras.backend.backend() == "tensorflow":  # JAX on a CPU is deterministic
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
 
-    run_dir = Path(config.runs_dir) / config.run_name
-    backup_dir = run_dir / "backup"
-    writer = distribute.is_writer()  # process 0 (the only one, unless data-parallel runs several)
-    # config.json records what actually ran: absolute paths, the precision and XLA setting chosen.
-    recorded = config.resolved().replace(precision=precision, jit_compile=jit_compile)
-    _check_run_folder(run_dir, recorded)
-    finished = finished_run(config)
-    if finished is not None:
-        if writer:
-            print(f"{run_dir} is a finished run of this config: loading it, not training again")
-        return finished
-    resuming = backup_dir.is_dir()
-    # Checked before minutes of decoding, not after.
-    from data_prep.fsutil import check_writable
 
-    if writer:
-        check_writable(run_dir)
-    distribute.check(config.distribute, config.batch_size)
+def build_model(config: TrainConfig, data, augment_in_model=False) -> keras.Model:
+    """The network ``config`` names, normalised with the training images' statistics."""
+    mean, variance = channel_stats(data.x_train)
+    augmentation = fast_augmenter(config.augment, config.seed) if augment_in_model else None
+    model = alexnet_model((config.image_size, config.image_size, 3), data.num_classes, config.variant, config.lrn,
+                          config.dropout, config.weight_decay, config.batch_norm, config.preprocessing, mean,
+                          variance, augmentation)
+    if config.init_weights:
+        copied = load_matching_weights(model, config.init_weights)
+        print(f"Started from {config.init_weights}: weights of {copied} layers")
+    if config.freeze_features:
+        for layer in model.layers:
+            if layer.name.startswith(("conv", "bn")):
+                layer.trainable = False
+    return model
 
-    root = prepare_data(config.data, data_work_dir(config))
-    class_names = _class_names(root, config)
-    if len(class_names) < 2:
-        raise ValueError(f"classes={config.classes!r} selects {len(class_names)} class; a classifier needs at least "
-                         f"2 (e.g. --classes first:2, or two names separated by a comma)")
-    train_files, y_train, class_names = select_files(root, "train", class_names, config.images_per_class,
-                                                     config.seed)
-    val_files, y_val, _ = select_files(root, config.val_split, class_names)
-    if np.any(y_val < 0):
-        raise tiny_imagenet.DataFormatError(
-            f"{root / config.val_split} has no labels (as Tiny ImageNet's test images), so it cannot validate a "
-            f"run: use val_split='val' (--val-split val) or a split with labels")
-    x_train = load_images(train_files, config.image_size)
-    x_val = load_images(val_files, config.image_size)
-    local_devices = distribute.local_device_count(config.distribute)
-    validation_batch = validation_batch_size(len(x_val), local_devices)
-    # Written once the data is known to load, so a failed start leaves no run folder behind; by
-    # rename, so another process reading config.json never sees half of it.
-    if writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(run_dir / "config.json", recorded.to_json())
-        write_manifest(run_dir / "manifest.csv", root,
-                       [("train", train_files, y_train), (config.val_split, val_files, y_val)], class_names)
-    num_classes = len(class_names)
-    if writer:
-        print(f"Data: {root}: {len(x_train)} train and {len(x_val)} {config.val_split} images, {num_classes} classes")
 
-    # Under data-parallel every process feeds its share of each global batch, even when it is the only one.
-    shard = (distribute.process_index(), distribute.process_count()) if config.distribute == "data-parallel" else None
-    steps = steps_per_epoch(len(x_train), config.batch_size, sharded=shard is not None)
-    augment_in_model = config.augmentation == "fast" and (on_gpu or keras.backend.backend() != "tensorflow")
-    nan_guard = _NaNGuard()
-    epoch_counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
-    epochs_done = []
-    # Order matters: the CSV row of an epoch is written before the backup that marks it done.
-    if writer:
-        run_callbacks = [
-            nan_guard,
-            epoch_counter,
-            keras.callbacks.CSVLogger(run_dir / "history.csv", append=resuming),
-            _FiniteCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
-            _Backup(backup_dir),
-        ]
-        if _tensorboard_available():
-            run_callbacks.insert(-1, keras.callbacks.TensorBoard(run_dir / "logs"))
-    else:
-        run_callbacks = [nan_guard, epoch_counter, _Backup(backup_dir, writes=False)]
+def compile_model(model, config: TrainConfig, steps: int, num_classes: int, jit_compile: bool) -> None:
+    model.compile(optimizer=_optimizer(config, steps),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
+                  jit_compile=jit_compile)
+
+
+def schedule_callbacks(config: TrainConfig) -> list:
+    """Callbacks that set the learning rate by epoch, and early stopping."""
+    out = []
     if config.schedule == "step":
-        run_callbacks.append(keras.callbacks.LearningRateScheduler(
+        out.append(keras.callbacks.LearningRateScheduler(
             partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
     elif config.schedule == "plateau":
-        run_callbacks.append(plateau_callback())
+        out.append(plateau_callback())
     if config.early_stopping_patience:
-        run_callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
-                                                           restore_best_weights=False))
-    one_hot_val = np.eye(num_classes, dtype="float32")[y_val]
-    scope, strategy = distribute.scope(config.distribute)
-    with scope:
-        mean, variance = channel_stats(x_train)
-        model = alexnet_model((config.image_size, config.image_size, 3), num_classes, config.variant, config.lrn,
-                              config.dropout, config.weight_decay, config.batch_norm, config.preprocessing,
-                              mean, variance, fast_augmenter(config.augment, config.seed) if augment_in_model else None)
-        if config.init_weights:
-            copied = load_matching_weights(model, config.init_weights)
-            print(f"Started from {config.init_weights}: weights of {copied} layers")
-        if config.freeze_features:
-            for layer in model.layers:
-                if layer.name.startswith(("conv", "bn")):
-                    layer.trainable = False
-        model.compile(optimizer=_optimizer(config, steps),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                               keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
-                      jit_compile=jit_compile)
-        fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
-        batches = _training_data(config, x_train, y_train, num_classes, augment_in_model, shard)
-        fit = model.fit(batches, epochs=config.epochs, steps_per_epoch=steps, validation_data=(x_val, one_hot_val),
-                        validation_batch_size=validation_batch,
-                        callbacks=epoch_callbacks(batches) + [_EpochSeeds()] + run_callbacks + list(callbacks),
-                        verbose=verbose if writer else 0, shuffle=False)  # the data shuffles itself
-    fit_seconds = time.perf_counter() - fit_started
-    if nan_guard.stopped_epoch is not None:
-        # Its backup holds non-finite weights: resuming from it could only diverge again.
-        if writer:
-            shutil.rmtree(backup_dir, ignore_errors=True)
-        raise FloatingPointError(
-            f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no model "
-            f"of that epoch was kept. Run again with a lower --learning-rate (now {config.learning_rate}) or "
-            f"--schedule cosine with warm-up; that is a new run folder. This one: {run_dir}")
+        out.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
+                                                 restore_best_weights=False))
+    return out
 
-    replicas = distribute.replica_count(config.distribute, strategy)
-    if not writer:
+
+def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, facts: dict) -> RunResult:
+    """Save the final model, evaluate it into the run folder, and end the run (its backup goes last)."""
+    if not run.writer:
         print(f"process {distribute.process_index()} of {distribute.process_count()}: trained; process 0 writes "
-              f"{run_dir}")
-        return RunResult(run_dir, model, pd.DataFrame(fit.history), {}, None)
-    history = read_history(run_dir / "history.csv")
-    model.save(run_dir / "model.keras")
-    if config.distribute == "data-parallel":
+              f"{run.path}")
+        return RunResult(run.path, model, pd.DataFrame(), {}, None)
+    history = read_history(run.path / "history.csv")
+    model.save(run.path / "model.keras")
+    if recorded.distribute == "data-parallel":
         # Its weights live on every device of every process; process 0 evaluates a local copy alone.
-        model = keras.models.load_model(run_dir / "model.keras")
-    metrics, report = evaluate_run(model, run_dir, root, class_names, x_val, y_val, config.tta, history)
-    images_per_epoch = steps * config.batch_size if shard is not None else len(x_train)
-    metrics.update(device=device, precision=precision, jit_compile=jit_compile, epochs=len(history),
-                   train_images=int(len(x_train)), resumed=resuming, distribute=config.distribute,
-                   processes=distribute.process_count(), replicas=replicas,
-                   fit_seconds=fit_seconds, wall_seconds=time.perf_counter() - started,
-                   # training and validation passes of this session's epochs, per training image
-                   images_per_second=images_per_epoch * len(epochs_done) / fit_seconds)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        model = load_saved_model(run.path / "model.keras")
+    metrics, report = evaluate_run(model, run.path, data.root, data.class_names, data.x_val, data.y_val,
+                                   recorded.tta, history, data.val_split)
+    metrics.update(device=device, precision=recorded.precision, jit_compile=recorded.jit_compile,
+                   epochs=len(history), train_images=int(len(data.x_train)), **facts)
+    write_atomically(run.path / "metrics.json", json.dumps(metrics, indent=2))
+    run.drop_backup()  # last: a kill before this point resumes into the evaluation again
     print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
-          f"on {len(y_val)} {config.val_split} images. Run folder: {run_dir}")
-    return RunResult(run_dir, model, history, metrics, report)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    from data_prep.fsutil import temp_name
-
-    tmp = path.with_name(temp_name(path.name))
-    tmp.write_text(text)
-    os.replace(tmp, path)
+          f"on {len(data.y_val)} {data.val_split} images. Run folder: {run.path}")
+    return RunResult(run.path, model, history, metrics, report)
 
 
 def finished_run(config: TrainConfig) -> RunResult | None:
     """The finished run of ``config`` (what ``train`` would load instead of training), or None."""
-    run_dir = Path(config.runs_dir) / config.run_name
-    if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").is_dir():
-        return load_run(run_dir)
-    return None
+    run = RunFolder(config)
+    return load_run(run.path) if run.finished else None
 
 
 def load_run(run_dir) -> RunResult:
     """A finished run folder as a RunResult (final model, history, metrics, per-class report)."""
     run_dir = Path(run_dir)
-    return RunResult(run_dir, keras.models.load_model(run_dir / "model.keras"), read_history(run_dir / "history.csv"),
-                     json.loads((run_dir / "metrics.json").read_text()), pd.read_csv(run_dir / "per_class_val.csv"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = run_dir / f"per_class_{metrics.get('split', 'val')}.csv"
+    return RunResult(run_dir, load_saved_model(run_dir / "model.keras"), read_history(run_dir / "history.csv"),
+                     metrics, pd.read_csv(report) if report.is_file() else None)
 
 
 def read_history(path) -> pd.DataFrame:
@@ -411,15 +307,16 @@ def read_history(path) -> pd.DataFrame:
     return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
 
-def evaluate_run(model, run_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
-    """Metrics, per-class report and every figure of a run into ``run_dir``."""
-    run_dir = Path(run_dir)
+def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
+    """Metrics, per-class report and every figure of an evaluation into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     probs = predict(model, images, tta=tta)
     names = class_descriptions(root, class_names)
     metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
     metrics["split"] = split
-    report.to_csv(run_dir / f"per_class_{split}.csv", index=False)
-    figures = run_dir / "figures"
+    report.to_csv(out_dir / f"per_class_{split}.csv", index=False)
+    figures = out_dir / "figures"
     if history is not None and len(history):
         plots.plot_history(history, figures / "history.png")
         plots.plot_errors(history, figures / "errors.png")
@@ -433,44 +330,82 @@ def evaluate_run(model, run_dir, root, class_names, images, labels, tta=False, h
     return metrics, report
 
 
-def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None) -> dict:
+def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=None) -> dict:
     """Re-evaluate a saved run on any split; ``export`` also writes the legacy HDF5 format.
 
+    The run's own files (``per_class_<split>.csv``, figures) are written only when the split's
+    images are the ones its manifest lists (or a split it never used, such as test); other data
+    is refused unless ``name`` asks for a separate evaluation, written to ``evaluations/<name>/``.
     A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
-    ``predictions_<split>.csv`` in the run folder instead (see ``prediction_table``)."""
+    ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
     run_dir = Path(run_dir)
-    for name in ("model.keras", "config.json", "manifest.csv"):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir / name} not found: is {run_dir} a finished run folder?")
+    for needed in ("model.keras", "config.json", "manifest.csv"):
+        if not (run_dir / needed).is_file():
+            raise FileNotFoundError(f"{run_dir / needed} not found: is {run_dir} a finished run folder?")
     config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
-    from data_prep.fsutil import check_writable
-
     try:  # checked before predicting: the metrics and figures are written into the run folder
-        check_writable(run_dir)
+        fsutil.check_writable(run_dir)
     except PermissionError:
         raise PermissionError(f"cannot write to the run folder {run_dir}: evaluate writes its metrics and figures "
                               f"there. Copy the folder somewhere writable and evaluate the copy") from None
-    model = keras.models.load_model(run_dir / "model.keras")
-    root = prepare_data(data if data is not None else config.data, data_work_dir(config))
-    class_names = list(pd.read_csv(run_dir / "manifest.csv").drop_duplicates("class_index")
-                       .sort_values("class_index")["wnid"])
-    # The run's own classes, so a folder holding only this split (e.g. test images to label) is enough.
-    files, labels = tiny_imagenet.split_files(root, split, class_names)
-    if not files:
-        raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
-    labels = np.asarray(labels, dtype=np.int32)
-    images = load_images(files, config.image_size)
-    tta = config.tta if tta is None else tta
-    if np.all(labels < 0):
-        table = prediction_table([os.path.relpath(f, root) for f in files], predict(model, images, tta=tta),
-                                 class_names, class_descriptions(root, class_names))
-        path = run_dir / f"predictions_{split}.csv"
-        table.to_csv(path, index=False)
-        print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
-        metrics = {"split": split, "images": len(files), "predictions": str(path)}
-    else:
-        history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else None
-        metrics, _ = evaluate_run(model, run_dir, root, class_names, images, labels, tta, history, split)
-    if export:
-        model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
+    out_dir = run_dir if name is None else run_dir / "evaluations" / _evaluation_name(name)
+    with RunFolder(config.replace(runs_dir=str(run_dir.parent), name=run_dir.name)).lock():
+        model = load_saved_model(run_dir / "model.keras")
+        root = dataset_root(data if data is not None else config.data, data_work_dir(config))
+        manifest = read_manifest(run_dir / "manifest.csv")
+        by_index = {int(r["class_index"]): r["wnid"] for r in manifest}
+        class_names = [by_index[i] for i in sorted(by_index)]
+        # The run's own classes, so a folder holding only this split (e.g. test images to label) is enough.
+        files, labels = tiny_imagenet.split_files(root, split, class_names)
+        if not files:
+            raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
+        labels = np.asarray(labels, dtype=np.int32)
+        if labels[0] >= 0:
+            require_every_class(labels, class_names, Path(root) / split)
+        recorded = [r for r in manifest if r["split"] == split]
+        if name is None and (recorded or data is not None):
+            _require_run_images(run_dir, recorded, root, files, labels, class_names, split)
+        images = load_images(files, config.image_size)
+        tta = config.tta if tta is None else tta
+        if np.all(labels < 0):
+            table = prediction_table([os.path.relpath(f, root) for f in files], predict(model, images, tta=tta),
+                                     class_names, class_descriptions(root, class_names))
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / f"predictions_{split}.csv"
+            table.to_csv(path, index=False)
+            print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
+            metrics = {"split": split, "images": len(files), "predictions": str(path)}
+        else:
+            history = read_history(run_dir / "history.csv") if name is None and (run_dir / "history.csv").is_file() \
+                else None
+            metrics, _ = evaluate_run(model, out_dir, root, class_names, images, labels, tta, history, split)
+            if name is not None:
+                metrics.update(data=str(Path(root).resolve()), images=len(files))
+                write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+        if export:
+            model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
     return metrics
+
+
+def _evaluation_name(name: str) -> str:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"--as {name!r}: give a plain name for the evaluation's folder, e.g. --as other-val")
+    return name
+
+
+def _require_run_images(run_dir, recorded, root, files, labels, class_names, split) -> None:
+    """Refuse to write the run's own results for images other than the run's (by content)."""
+    words = class_descriptions(root, class_names)
+    current = []
+    for file, label in zip(files, labels):
+        size, digest = file_record(file)
+        current.append({"file": os.path.relpath(file, root), "class_index": int(label), "size": size,
+                        "sha256": digest, "split": split, "wnid": class_names[label] if label >= 0 else "",
+                        "words": words[label] if label >= 0 else ""})
+    if not recorded:  # a split the run never used, on other data: nothing to compare against
+        return
+    counts = compare_manifests(recorded, current, by_content="sha256" in recorded[0])
+    if any(counts.values()):
+        raise ValueError(f"these {split} images are not the run's ({describe_changes(counts)} against "
+                         f"{run_dir / 'manifest.csv'}), so nothing was written. To evaluate them as a separate "
+                         f"evaluation, add --as NAME (written to {run_dir / 'evaluations' / 'NAME'})")

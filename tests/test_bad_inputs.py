@@ -155,12 +155,12 @@ def test_a_named_folder_with_another_config_says_what_differs(finished_run, synt
 # --- folders that cannot be written, splits without labels ------------------------------------
 
 def test_unwritable_runs_folder_fails_before_any_decoding(synthetic_root, tmp_path, monkeypatch, capsys):
-    import alexnet_tf.training as training
+    import alexnet_tf.data as data
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("images were decoded before the runs folder was checked")
 
-    monkeypatch.setattr(training, "load_images", no_decoding)
+    monkeypatch.setattr(data, "load_images", no_decoding)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", blocker / "runs"],
@@ -187,7 +187,7 @@ def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_r
 def test_unlabelled_validation_split_is_refused_before_training(synthetic_root, tmp_path, monkeypatch):
     import alexnet_tf.training as training
 
-    monkeypatch.setattr(training, "alexnet_model", lambda *a, **k: pytest.fail("a model was built"))
+    monkeypatch.setattr(training, "build_model", lambda *a, **k: pytest.fail("a model was built"))
     with pytest.raises(DataFormatError, match="has no labels"):
         train(tiny(synthetic_root, tmp_path, val_split="test"), verbose=0)
     assert not list(tmp_path.iterdir())
