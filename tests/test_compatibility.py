@@ -1,0 +1,82 @@
+"""Runs already on disk keep working: a run saved by the code before the run-folder redesign
+(taken from git) resumes, finishes and evaluates with today's code."""
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+
+import pytest
+
+from alexnet_tf.config import TrainConfig
+from alexnet_tf.training import evaluate_saved, load_run, train
+from conftest import REPO
+
+# The last commit before alexnet_tf.run_folder: BackupAndRestore's backup, no data fingerprint.
+BEFORE_RUN_FOLDER = "74ec753"
+
+
+@pytest.fixture(scope="module")
+def old_code(tmp_path_factory):
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs the project's git history")
+    found = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{BEFORE_RUN_FOLDER}^{{commit}}"])
+    if found.returncode != 0:
+        pytest.fail(f"commit {BEFORE_RUN_FOLDER} is missing: fetch the whole history (git fetch --unshallow)")
+    out = tmp_path_factory.mktemp("old-code")
+    archive = out / "code.tar"
+    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), BEFORE_RUN_FOLDER, "alexnet_tf",
+                    "data_prep"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(out, filter="data")
+    return out
+
+
+def run_old(old_code, config, stop_after=None):
+    """Train ``config`` with the old code in a fresh interpreter, stopped after ``stop_after`` epochs."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(old_code)!r})
+        import keras
+        from alexnet_tf.config import TrainConfig
+        from alexnet_tf.training import train
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if {stop_after!r} is not None and epoch + 1 >= {stop_after!r}:
+                    raise SystemExit(3)
+
+        train(TrainConfig.from_json({config.to_json()!r}), callbacks=[Stop()], verbose=0)
+    """)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=old_code)
+
+
+def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synthetic_root, tmp_path):
+    config = TrainConfig(data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=2, images_per_class=8,
+                         batch_size=32, optimizer="adam", learning_rate=1e-3, name="old-run")
+    out = run_old(old_code, config, stop_after=1)
+    assert out.returncode == 3, out.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "old-run"
+    assert (run_dir / "backup" / "latest.weights.h5").is_file()
+    assert "data_fingerprint" not in json.loads((run_dir / "config.json").read_text())
+
+    result = train(config, verbose=0)
+    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1]
+    assert not (run_dir / "backup").exists()
+    assert len(json.loads((run_dir / "config.json").read_text())["data_fingerprint"]) == 64
+    assert evaluate_saved(run_dir)["top1_accuracy"] == pytest.approx(result.metrics["top1_accuracy"])
+
+
+def test_a_finished_run_of_the_old_code_loads_and_evaluates(old_code, synthetic_root, tmp_path):
+    config = TrainConfig(data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=1, images_per_class=8,
+                         batch_size=32, optimizer="adam", learning_rate=1e-3)
+    out = run_old(old_code, config)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = tmp_path / "runs" / config.run_name  # the same name and config hash as the old code gave it
+    old_metrics = json.loads((run_dir / "metrics.json").read_text())
+    loaded = train(config, verbose=0)  # a finished run: loaded, not trained again
+    assert loaded.run_dir == run_dir and loaded.metrics == old_metrics
+    assert load_run(run_dir).report is not None
+    assert evaluate_saved(run_dir)["top1_accuracy"] == pytest.approx(old_metrics["top1_accuracy"])
