@@ -12,14 +12,28 @@ import sys
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_dataset": "data", "select_files": "data", "make_dataset": "data", "directory_dataset": "data",
+    "load_dataset": "data",
+    "select_files": "data",
+    "make_dataset": "data",
+    "directory_dataset": "data",
     "class_descriptions": "data",
     "DataFormatError": "tiny_imagenet",
-    "alexnet_model": "model", "LocalResponseNormalization": "model", "channel_stats": "model",
-    "AugmentConfig": "augment", "image_data_generator": "augment", "fast_augmenter": "augment",
-    "TrainConfig": "config", "preset": "config", "train": "training", "evaluate_saved": "training",
-    "evaluate_predictions": "evaluate", "prediction_table": "evaluate",
-    "lr_schedule": "schedules", "plateau_callback": "schedules", "WarmupCosine": "schedules", "OneCycle": "schedules",
+    "alexnet_model": "model",
+    "LocalResponseNormalization": "model",
+    "channel_stats": "model",
+    "AugmentConfig": "augment",
+    "image_data_generator": "augment",
+    "fast_augmenter": "augment",
+    "TrainConfig": "config",
+    "preset": "config",
+    "train": "training",
+    "evaluate_saved": "training",
+    "evaluate_predictions": "evaluate",
+    "prediction_table": "evaluate",
+    "lr_schedule": "schedules",
+    "plateau_callback": "schedules",
+    "WarmupCosine": "schedules",
+    "OneCycle": "schedules",
 }
 
 

@@ -54,6 +54,7 @@ def turns_to_degrees(turns: float) -> float:
 
 # --- the classic path ---------------------------------------------------------------------
 
+
 def image_data_generator(config: AugmentConfig = AugmentConfig(), seed=None):
     """A Keras ``ImageDataGenerator`` with ``config``'s transforms (use ``.flow`` or ``.flow_from_directory``)."""
     # Keras 3 has no keras.preprocessing.image.ImageDataGenerator (that import raises ImportError);
@@ -62,9 +63,14 @@ def image_data_generator(config: AugmentConfig = AugmentConfig(), seed=None):
 
     crop = _pad_and_crop(config.crop_padding, config.fill_mode, seed) if config.crop_padding else None
     return ImageDataGenerator(
-        rotation_range=config.rotation_degrees, width_shift_range=config.width_shift,
-        height_shift_range=config.height_shift, shear_range=config.shear_degrees, zoom_range=config.zoom,
-        horizontal_flip=config.horizontal_flip, fill_mode=config.fill_mode, preprocessing_function=crop,
+        rotation_range=config.rotation_degrees,
+        width_shift_range=config.width_shift,
+        height_shift_range=config.height_shift,
+        shear_range=config.shear_degrees,
+        zoom_range=config.zoom,
+        horizontal_flip=config.horizontal_flip,
+        fill_mode=config.fill_mode,
+        preprocessing_function=crop,
     )
 
 
@@ -76,12 +82,13 @@ def _pad_and_crop(padding, fill_mode, seed):
         h, w = image.shape[:2]
         padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)), mode=mode)
         top, left = rng.integers(0, 2 * padding + 1, 2)
-        return padded[top:top + h, left:left + w]
+        return padded[top : top + h, left : left + w]
 
     return crop
 
 
 # --- the fast path ------------------------------------------------------------------------
+
 
 def _source_index(coord, size, fill_mode):
     """Integer source coordinates -> indices inside [0, size) for each fill mode, and a mask
@@ -124,8 +131,12 @@ def affine_warp(images, transform, fill_mode="nearest"):
             values = values * (mask_x * mask_y)[..., None]
         return values
 
-    out = (pixel(y0, x0) * ((1 - fx) * (1 - fy)) + pixel(y0, x0 + 1) * (fx * (1 - fy))
-           + pixel(y0 + 1, x0) * ((1 - fx) * fy) + pixel(y0 + 1, x0 + 1) * (fx * fy))
+    out = (
+        pixel(y0, x0) * ((1 - fx) * (1 - fy))
+        + pixel(y0, x0 + 1) * (fx * (1 - fy))
+        + pixel(y0 + 1, x0) * ((1 - fx) * fy)
+        + pixel(y0 + 1, x0 + 1) * (fx * fy)
+    )
     return ops.reshape(out, (n, h, w, channels))
 
 
@@ -177,11 +188,23 @@ class RandomAffine(layers.Layer):
     Takes uint8 or float images; returns float32 pixel values in the input's range.
     """
 
-    def __init__(self, rotation_degrees=20.0, width_shift=0.2, height_shift=0.2, shear_degrees=0.2, zoom=0.2,
-                 horizontal_flip=True, fill_mode="nearest", crop_padding=0, seed=None, **kwargs):
+    def __init__(
+        self,
+        rotation_degrees=20.0,
+        width_shift=0.2,
+        height_shift=0.2,
+        shear_degrees=0.2,
+        zoom=0.2,
+        horizontal_flip=True,
+        fill_mode="nearest",
+        crop_padding=0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.config = AugmentConfig(rotation_degrees, width_shift, height_shift, shear_degrees, zoom,
-                                    horizontal_flip, fill_mode, crop_padding)
+        self.config = AugmentConfig(
+            rotation_degrees, width_shift, height_shift, shear_degrees, zoom, horizontal_flip, fill_mode, crop_padding
+        )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -265,13 +288,21 @@ def augmented_batches(images, labels, path="fast", config: AugmentConfig = Augme
     if path == "fast":
         from .data import make_dataset
 
-        return make_dataset(images, labels, batch_size, shuffle=True, seed=seed,
-                            augment=fast_augmenter(config, seed)).repeat()
+        return make_dataset(
+            images, labels, batch_size, shuffle=True, seed=seed, augment=fast_augmenter(config, seed)
+        ).repeat()
     raise ValueError(f"unknown augmentation path {path!r}; choose fast or classic")
 
 
-def compare_throughput(images, labels, config: AugmentConfig = AugmentConfig(), batch_size=128,
-                       classic_batches=40, fast_batches=400, repeats=2) -> dict:
+def compare_throughput(
+    images,
+    labels,
+    config: AugmentConfig = AugmentConfig(),
+    batch_size=128,
+    classic_batches=40,
+    fast_batches=400,
+    repeats=2,
+) -> dict:
     """Augmented images/s of both paths on the same arrays, alternated ``repeats`` times (best of each)."""
     import time
 
@@ -309,8 +340,13 @@ def augmentation_figure(images, config: AugmentConfig = AugmentConfig(), samples
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title("original" if col == 0 else ("ImageDataGenerator" if col == 1 else
-                             ("fast path" if col == samples + 1 else "")), fontsize=7, loc="left")
+                ax.set_title(
+                    "original"
+                    if col == 0
+                    else ("ImageDataGenerator" if col == 1 else ("fast path" if col == samples + 1 else "")),
+                    fontsize=7,
+                    loc="left",
+                )
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -25,7 +25,7 @@ import typing
 FIELD_HELP = {
     "data": "Tiny ImageNet folder or zip, or any <root>/<split>/<class>/ folder (default: the synthetic set)",
     "classes": "which classes: N or first:N (alphabetically first N), random:N (seeded), a wnid, or "
-               "wnid,wnid,... (default: all)",
+    "wnid,wnid,... (default: all)",
     "images_per_class": "training images per class, the first M in natural file order (none: all)",
     "val_split": "split that validates the run; it must have labels",
     "image_size": "side in pixels the images are resized to",
@@ -53,17 +53,20 @@ FIELD_HELP = {
     "seed": "random seed (data order, augmentation, initial weights, random:N classes)",
     "deterministic": "TensorFlow op determinism (slower)",
     "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
-                 "float32 elsewhere",
+    "float32 elsewhere",
     "jit_compile": "TensorFlow's XLA (unset: on for a GPU, off for a CPU; JAX always compiles, PyTorch never)",
     "distribute": "mirrored: every GPU of one machine (TensorFlow); data-parallel: every device of every process "
-                  "(keras.distribution on JAX, with --coordinator, --num-processes and --process-id for several)",
+    "(keras.distribution on JAX, with --coordinator, --num-processes and --process-id for several)",
     "runs_dir": "folder of the run folders",
     "name": "run folder name (default: derived from the settings, with a short hash of them)",
 }
 CHOICES = {
-    "variant": ("tiny", "wide", "original", "mini"), "optimizer": ("sgd", "adam"),
-    "schedule": ("step", "plateau", "cosine", "onecycle", "constant"), "augmentation": ("fast", "classic", "none"),
-    "mixing": ("mixup", "cutmix", "none"), "preprocessing": ("standardize", "rescale", "imagenet"),
+    "variant": ("tiny", "wide", "original", "mini"),
+    "optimizer": ("sgd", "adam"),
+    "schedule": ("step", "plateau", "cosine", "onecycle", "constant"),
+    "augmentation": ("fast", "classic", "none"),
+    "mixing": ("mixup", "cutmix", "none"),
+    "preprocessing": ("standardize", "rescale", "imagenet"),
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     "distribute": ("none", "mirrored", "data-parallel"),
 }
@@ -107,10 +110,15 @@ def _add_config_options(parser, preset_defaults):
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "augment":
-            parser.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, metavar="JSON",
-                                help='augmentation settings as JSON, e.g. \'{"rotation_degrees": 10, "crop_padding": '
-                                     '4}\'; unnamed settings keep their defaults (default: '
-                                     f'{json.dumps(dataclasses.asdict(preset_defaults.get("augment", f.default_factory())))})')
+            parser.add_argument(
+                flag,
+                type=json.loads,
+                default=argparse.SUPPRESS,
+                metavar="JSON",
+                help='augmentation settings as JSON, e.g. \'{"rotation_degrees": 10, "crop_padding": '
+                "4}'; unnamed settings keep their defaults (default: "
+                f"{json.dumps(dataclasses.asdict(preset_defaults.get('augment', f.default_factory())))})",
+            )
             continue
         hint = hints[f.name]
         optional = type(None) in typing.get_args(hint)
@@ -132,7 +140,9 @@ def _add_config_options(parser, preset_defaults):
             base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
             kwargs["type"] = _optional(base) if optional else base
             kwargs["metavar"] = f.name.upper()
-        kwargs["help"] = f"{text} (default: {'none' if default is None else default}{'; none unsets it' if optional else ''})"
+        kwargs["help"] = (
+            f"{text} (default: {'none' if default is None else default}{'; none unsets it' if optional else ''})"
+        )
         parser.add_argument(flag, **kwargs)
 
 
@@ -157,39 +167,67 @@ def config_from_args(args):
 def build_parser():
     from .config import PRESETS
 
-    parser = argparse.ArgumentParser(prog="python -m alexnet_tf", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m alexnet_tf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{main,train,evaluate}")
-    for name, text, preset_name in (("main", "data -> train -> evaluate -> figures (synthetic data unless --data)",
-                                     "default"),
-                                    ("train", "train one run from a preset and options", "default")):
+    for name, text, preset_name in (
+        ("main", "data -> train -> evaluate -> figures (synthetic data unless --data)", "default"),
+        ("train", "train one run from a preset and options", "default"),
+    ):
         p = commands.add_parser(name, help=text, description=text)
-        p.add_argument("--preset", default=preset_name, choices=sorted(PRESETS),
-                       help=f"starting settings; options override them (default: {preset_name}; defaults below "
-                            f"are that preset's)")
+        p.add_argument(
+            "--preset",
+            default=preset_name,
+            choices=sorted(PRESETS),
+            help=f"starting settings; options override them (default: {preset_name}; defaults below are that preset's)",
+        )
         _add_config_options(p, PRESETS[preset_name])
         launch = p.add_argument_group(
             "several processes (--distribute data-parallel, JAX)",
             "Start the same command once per process, changing only --process-id; process 0 writes the run "
             "folder. Unset, these come from KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES "
-            "and KERAS_DISTRIBUTION_PROCESS_ID, or this is the only process.")
-        launch.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                            help="address of process 0, where the processes meet (default: none)")
-        launch.add_argument("--num-processes", metavar="N", type=int, default=None,
-                            help="how many processes train together (default: none)")
-        launch.add_argument("--process-id", metavar="I", type=int, default=None,
-                            help="this process, 0 to N-1 (default: none)")
-    p = commands.add_parser("evaluate", help="re-evaluate a saved run folder on any split",
-                            description="Re-evaluate a saved run folder; an unlabelled split gets predictions.")
+            "and KERAS_DISTRIBUTION_PROCESS_ID, or this is the only process.",
+        )
+        launch.add_argument(
+            "--coordinator",
+            metavar="HOST:PORT",
+            default=None,
+            help="address of process 0, where the processes meet (default: none)",
+        )
+        launch.add_argument(
+            "--num-processes",
+            metavar="N",
+            type=int,
+            default=None,
+            help="how many processes train together (default: none)",
+        )
+        launch.add_argument(
+            "--process-id", metavar="I", type=int, default=None, help="this process, 0 to N-1 (default: none)"
+        )
+    p = commands.add_parser(
+        "evaluate",
+        help="re-evaluate a saved run folder on any split",
+        description="Re-evaluate a saved run folder; an unlabelled split gets predictions.",
+    )
     p.add_argument("run_dir", help="a finished run folder, runs/<name>")
     p.add_argument("--split", default="val", help="train, val or test (default: val)")
     p.add_argument("--data", default=None, help="dataset folder or zip (default: the run's own)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average over each image and its mirror (default: as the run was configured)")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average over each image and its mirror (default: as the run was configured)",
+    )
     p.add_argument("--export", default=None, help="also save the model here (a .h5 path: legacy HDF5)")
-    p.add_argument("--as", dest="name", default=None, metavar="NAME",
-                   help="a separate evaluation, written to RUN/evaluations/NAME/: for data other than the run's "
-                        "own, which is otherwise refused (default: none, the run's own files)")
+    p.add_argument(
+        "--as",
+        dest="name",
+        default=None,
+        metavar="NAME",
+        help="a separate evaluation, written to RUN/evaluations/NAME/: for data other than the run's "
+        "own, which is otherwise refused (default: none, the run's own files)",
+    )
     return parser
 
 
@@ -212,14 +250,18 @@ def main(argv=None) -> int:
 
             if distribute.multi_process_requested(args.coordinator, args.num_processes, args.process_id):
                 if config.distribute != "data-parallel":
-                    raise ValueError("--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) "
-                                     "are for --distribute data-parallel")
+                    raise ValueError(
+                        "--coordinator, --num-processes and --process-id (or KERAS_DISTRIBUTION_*) "
+                        "are for --distribute data-parallel"
+                    )
                 distribute.start_processes(args.coordinator, args.num_processes, args.process_id)
             from .training import train
 
             result = train(config)
-            print(f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
-                  f"model:    {result.run_dir / 'model.keras'}")
+            print(
+                f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
+                f"model:    {result.run_dir / 'model.keras'}"
+            )
         sys.stdout.flush()  # a closed pipe shows here, inside the try
     except BrokenPipeError:  # e.g. "... | head": the reader left; end quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

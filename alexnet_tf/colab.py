@@ -66,8 +66,10 @@ def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_fol
     print(f"{', '.join(versions)}; {device}")
     stale = stale_modules()
     if stale:
-        print(f"The install replaced {', '.join(stale)} after this session had loaded them: restart the session "
-              f"(Runtime > Restart session) and run the notebook again")
+        print(
+            f"The install replaced {', '.join(stale)} after this session had loaded them: restart the session "
+            f"(Runtime > Restart session) and run the notebook again"
+        )
     if colab is not None and not on_gpu:
         print("No GPU: in Colab choose Runtime > Change runtime type > T4 GPU, then run the notebook again")
     return {"data_dir": str(data_dir), "runs_dir": str(runs_dir)}

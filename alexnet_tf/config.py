@@ -80,8 +80,10 @@ class TrainConfig:
             try:
                 self.augment = AugmentConfig(**self.augment)
             except TypeError:  # a comparison on a value of the wrong type
-                raise ValueError(f"augment={self.augment}: each setting must be a number, or true/false for "
-                                 f"horizontal_flip and a name for fill_mode") from None
+                raise ValueError(
+                    f"augment={self.augment}: each setting must be a number, or true/false for "
+                    f"horizontal_flip and a name for fill_mode"
+                ) from None
         problems = _type_problems(self)
         if problems:  # comparisons below would fail with a TypeError on a wrong type
             raise ValueError("bad training config: " + "; ".join(problems))
@@ -97,8 +99,10 @@ class TrainConfig:
         if self.mixing not in (None, "mixup", "cutmix"):
             problems.append(f"mixing={self.mixing!r}; choose mixup, cutmix or None")
         if self.distribute == "multiworker":  # Keras 3's fit does not take MultiWorkerMirroredStrategy
-            problems.append("distribute='multiworker' is not supported: Keras 3 cannot fit under TensorFlow's "
-                            "MultiWorkerMirroredStrategy; several machines train with data-parallel on JAX")
+            problems.append(
+                "distribute='multiworker' is not supported: Keras 3 cannot fit under TensorFlow's "
+                "MultiWorkerMirroredStrategy; several machines train with data-parallel on JAX"
+            )
         elif self.distribute not in DISTRIBUTE_CHOICES:
             problems.append(f"distribute={self.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
         if isinstance(self.classes, str) and not re.fullmatch(r"random:[1-9][0-9]*", self.classes):
@@ -124,8 +128,10 @@ class TrainConfig:
         else:
             classes = len(self.classes)
         images = "" if self.images_per_class is None else f"-{self.images_per_class}img"
-        return (f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c{images}-{self.epochs}e-"
-                f"seed{self.seed}-{self.fingerprint()}")
+        return (
+            f"{self.variant}{'' if self.lrn else '-nolrn'}-{data}-{classes}c{images}-{self.epochs}e-"
+            f"seed{self.seed}-{self.fingerprint()}"
+        )
 
     def fingerprint(self) -> str:
         """6 hex digits of the settings that change what is trained (not where it is written)."""
@@ -133,46 +139,51 @@ class TrainConfig:
         settings["data"] = None if self.data is None else Path(self.data).name
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 
-    def differences(self, other: "TrainConfig") -> list[str]:
+    def differences(self, other: TrainConfig) -> list[str]:
         """``field: this -> other`` for each field where the two configs differ."""
         a, b = asdict(self), asdict(other)
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """The same config with absolute data and runs paths, as a run folder records it, so that
         ``data/x`` from the repository's root and ``../data/x`` from ``notebooks/`` are one run."""
-        return self.replace(data=None if self.data is None else str(Path(self.data).resolve()),
-                            runs_dir=str(Path(self.runs_dir).resolve()))
+        return self.replace(
+            data=None if self.data is None else str(Path(self.data).resolve()),
+            runs_dir=str(Path(self.runs_dir).resolve()),
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source="config.json") -> "TrainConfig":
+    def from_json(cls, text: str, source="config.json") -> TrainConfig:
         """Parse a run's config.json; a hand-edited or older file gets an error naming ``source`` and the key."""
         try:
             values = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"{source} is not valid JSON ({err}); restore it or start a new run") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{source} should hold a JSON object of settings; restore it or start a new run")
+            raise ValueError(f"{source} should hold a JSON object of settings; restore it or start a new run")  # noqa: TRY004 (a bad file, as the other errors of from_json)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in values.items() if k not in RECORD_KEYS}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown} (written by another version?); remove them "
-                             f"or start a new run. Known settings: {sorted(known)}")
+            raise ValueError(
+                f"{source}: unknown setting(s) {unknown} (written by another version?); remove them "
+                f"or start a new run. Known settings: {sorted(known)}"
+            )
         try:
             return cls(**values)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
 def _range_problems(c) -> list[str]:
     """Numeric settings outside their range, each named with its option, before anything is decoded."""
+
     def bad(name, rule):
         return f"{name}={getattr(c, name)!r} (--{name.replace('_', '-')}) must be {rule}"
 
@@ -208,8 +219,10 @@ def _range_problems(c) -> list[str]:
     if c.seed < 0:
         problems.append(bad("seed", ">= 0"))
     if c.val_split == "train":
-        problems.append("val_split='train' (--val-split) would choose best.keras and score the run on its own "
-                        "training images; validate on 'val' or another held-out split")
+        problems.append(
+            "val_split='train' (--val-split) would choose best.keras and score the run on its own "
+            "training images; validate on 'val' or another held-out split"
+        )
     return problems
 
 
@@ -229,22 +242,48 @@ def _type_problems(config) -> list[str]:
 
 PRESETS = {
     # The same code path as a real run, small enough for CI and the notebooks' quick mode.
-    "quick": dict(epochs=3, images_per_class=60, batch_size=32, optimizer="adam", learning_rate=1e-3),
+    "quick": {"epochs": 3, "images_per_class": 60, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3},
     # The main job on the synthetic set: a few minutes on a 2-core CPU.
-    "default": dict(epochs=12, optimizer="adam", learning_rate=1e-3),
+    "default": {"epochs": 12, "optimizer": "adam", "learning_rate": 1e-3},
     # Tiny-10: the ten alphabetically first classes of Tiny ImageNet, 400 training images a class
     # (the protocol: all of the shared copy's, a seeded 400 of the official zip's 500).
     # Tiny-10 on a 2-core CPU within 20 minutes of training (about 19 s an epoch).
-    "tiny10": dict(classes=10, images_per_class=400, epochs=65, optimizer="adam", learning_rate=1e-3,
-                   label_smoothing=0.1, tta=True, augment=AugmentConfig(crop_padding=4)),
+    "tiny10": {
+        "classes": 10,
+        "images_per_class": 400,
+        "epochs": 65,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "label_smoothing": 0.1,
+        "tta": True,
+        "augment": AugmentConfig(crop_padding=4),
+    },
     # All 200 classes, 400 training images a class, in 40 epochs: batch norm, SGD at 0.1 with a
     # one-epoch warm-up then cosine decay, label smoothing, reflect-padded crops and flips only,
     # flip averaging at evaluation. Chosen by the proxies of benchmarks/RESULTS.md; 12 epochs of it
     # reached 42.8% top-1 on a 2-core CPU.
-    "tiny200": dict(images_per_class=400, epochs=40, batch_norm=True, dropout=0.3, optimizer="sgd",
-                    learning_rate=0.1, momentum=0.9, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
-                    tta=True, augment=AugmentConfig(rotation_degrees=0, width_shift=0, height_shift=0,
-                                                    shear_degrees=0, zoom=0, fill_mode="reflect", crop_padding=4)),
+    "tiny200": {
+        "images_per_class": 400,
+        "epochs": 40,
+        "batch_norm": True,
+        "dropout": 0.3,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "momentum": 0.9,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "label_smoothing": 0.1,
+        "tta": True,
+        "augment": AugmentConfig(
+            rotation_degrees=0,
+            width_shift=0,
+            height_shift=0,
+            shear_degrees=0,
+            zoom=0,
+            fill_mode="reflect",
+            crop_padding=4,
+        ),
+    },
 }
 
 

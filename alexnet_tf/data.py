@@ -64,7 +64,8 @@ def require_every_class(labels, class_names, where) -> None:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise tiny_imagenet.DataFormatError(
             f"{where} has no images of {len(missing)} selected class(es): {shown}; restore their images or leave "
-            f"them out of --classes")
+            f"them out of --classes"
+        )
 
 
 def _take_per_class(files, labels, class_names, m, seed, split):
@@ -96,7 +97,8 @@ def _to_8bit_gray(img, path) -> Image.Image:
     if values.size and (values.min() < 0 or values.max() > 65535):
         raise tiny_imagenet.DataFormatError(
             f"cannot decode image {path}: mode {img.mode} values span {values.min()}..{values.max()}, "
-            f"not 16-bit grayscale. Convert it to 8-bit RGB or remove this file.")
+            f"not 16-bit grayscale. Convert it to 8-bit RGB or remove this file."
+        )
     return Image.fromarray(((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
 
 
@@ -111,7 +113,8 @@ def decode_image(path, image_size=64) -> np.ndarray:
             if img.mode == "F":
                 raise tiny_imagenet.DataFormatError(
                     f"cannot decode image {path}: floating-point pixels (mode F) have no 8-bit meaning. "
-                    f"Convert it to 8-bit RGB or remove this file.")
+                    f"Convert it to 8-bit RGB or remove this file."
+                )
             if img.mode in _WIDE_GRAY_MODES:
                 img = _to_8bit_gray(img, path)
             if img.mode != "RGB":
@@ -142,7 +145,7 @@ def map_file_chunks(function, files, workers=None, chunk=2000):
     import multiprocessing
 
     files = [str(f) for f in files]
-    chunks = [files[s:s + chunk] for s in range(0, len(files), chunk)]
+    chunks = [files[s : s + chunk] for s in range(0, len(files), chunk)]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(files) < 4000 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(function, chunks)
@@ -158,7 +161,7 @@ def decode_images(files, image_size=64, workers=None) -> np.ndarray:
     out = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     start = 0
     for block in map_file_chunks(partial(_decode_chunk, image_size=image_size), files, workers):
-        out[start:start + len(block)] = block
+        out[start : start + len(block)] = block
         start += len(block)
     return out
 
@@ -171,8 +174,17 @@ def _cache_key(files, image_size) -> str:
     return digest.hexdigest()[:24]
 
 
-def load_dataset(data_dir, split="train", classes=None, images_per_class=None, image_size=64,
-                 seed=None, cache=True, cache_dir=None, workers=None):
+def load_dataset(
+    data_dir,
+    split="train",
+    classes=None,
+    images_per_class=None,
+    image_size=64,
+    seed=None,
+    cache=True,
+    cache_dir=None,
+    workers=None,
+):
     """Load one split as ``(images, labels, class_names)``.
 
     images: uint8 (N, image_size, image_size, 3); labels: int32 (N,) indexing class_names
@@ -235,8 +247,11 @@ def _write_cache(entry: Path, images, files, key):
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         np.save(tmp / "images.npy", images)
-        (tmp / "meta.json").write_text(json.dumps({"key": key, "first_file": str(files[0]),
-                                                   "shape": list(images.shape), "checksum": _checksum(images)}))
+        (tmp / "meta.json").write_text(
+            json.dumps(
+                {"key": key, "first_file": str(files[0]), "shape": list(images.shape), "checksum": _checksum(images)}
+            )
+        )
         tmp.rename(entry)
     except OSError as err:
         if not (entry / "images.npy").is_file():  # not just another process caching the same selection first
@@ -252,8 +267,7 @@ def class_descriptions(data_dir, class_names) -> list[str]:
     return [words[c].split(",")[0] for c in class_names]
 
 
-def make_dataset(images, labels=None, batch_size=128, shuffle=False, seed=None, augment=None,
-                 drop_remainder=False):
+def make_dataset(images, labels=None, batch_size=128, shuffle=False, seed=None, augment=None, drop_remainder=False):
     """A ``tf.data`` pipeline over uint8 arrays: shuffle, batch, augment per batch, prefetch.
 
     The pipeline shuffles and batches indices and gathers each batch from the arrays, so the
@@ -303,8 +317,15 @@ def directory_dataset(split_dir, class_names, image_size=64, batch_size=128, shu
     import keras
 
     return keras.utils.image_dataset_from_directory(
-        split_dir, labels="inferred", label_mode="int", class_names=list(class_names), color_mode="rgb",
-        image_size=(image_size, image_size), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        split_dir,
+        labels="inferred",
+        label_mode="int",
+        class_names=list(class_names),
+        color_mode="rgb",
+        image_size=(image_size, image_size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
     )
 
 
@@ -313,10 +334,16 @@ def image_statistics(images, chunk=4096) -> dict:
     from .model import channel_stats
 
     mean, variance = channel_stats(images, chunk)
-    gray = sum(int(np.sum(np.all(block[..., :1] == block[..., 1:], axis=(1, 2, 3))))
-               for block in (images[s:s + chunk] for s in range(0, len(images), chunk)))
-    return {"mean": [round(float(v), 2) for v in mean], "std": [round(float(v), 2) for v in np.sqrt(variance)],
-            "grayscale_share": gray / len(images), "images": len(images)}
+    gray = sum(
+        int(np.sum(np.all(block[..., :1] == block[..., 1:], axis=(1, 2, 3))))
+        for block in (images[s : s + chunk] for s in range(0, len(images), chunk))
+    )
+    return {
+        "mean": [round(float(v), 2) for v in mean],
+        "std": [round(float(v), 2) for v in np.sqrt(variance)],
+        "grayscale_share": gray / len(images),
+        "images": len(images),
+    }
 
 
 @dataclass
@@ -369,14 +396,25 @@ def load_data(config) -> Data:
 
         class_names = choose_classes(root, config.classes, config.seed)
     if len(class_names) < 2:
-        raise ValueError(f"classes={config.classes!r} selects {len(class_names)} class; a classifier needs at least "
-                         f"2 (e.g. --classes first:2, or two names separated by a comma)")
-    train_files, y_train, class_names = select_files(root, "train", class_names, config.images_per_class,
-                                                     config.seed)
+        raise ValueError(
+            f"classes={config.classes!r} selects {len(class_names)} class; a classifier needs at least "
+            f"2 (e.g. --classes first:2, or two names separated by a comma)"
+        )
+    train_files, y_train, class_names = select_files(root, "train", class_names, config.images_per_class, config.seed)
     val_files, y_val, _ = select_files(root, config.val_split, class_names)
     if np.any(y_val < 0):
         raise tiny_imagenet.DataFormatError(
             f"{root / config.val_split} has no labels (as Tiny ImageNet's test images), so it cannot validate a "
-            f"run: use val_split='val' (--val-split val) or a split with labels")
-    return Data(root, class_names, train_files, y_train, load_images(train_files, config.image_size),
-                config.val_split, val_files, y_val, load_images(val_files, config.image_size))
+            f"run: use val_split='val' (--val-split val) or a split with labels"
+        )
+    return Data(
+        root,
+        class_names,
+        train_files,
+        y_train,
+        load_images(train_files, config.image_size),
+        config.val_split,
+        val_files,
+        y_val,
+        load_images(val_files, config.image_size),
+    )

@@ -28,27 +28,39 @@ ENVIRONMENT = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCE
 def multi_process_requested(coordinator=None, num_processes=None, process_id=None) -> bool:
     """Whether the arguments or the environment ask for several processes."""
     return any(v is not None for v in (coordinator, num_processes, process_id)) or any(
-        os.environ.get(name) for name in ENVIRONMENT)
+        os.environ.get(name) for name in ENVIRONMENT
+    )
 
 
 def start_processes(coordinator=None, num_processes=None, process_id=None) -> None:
     """Join this process to a run of several (JAX only; call before any computation). Values not
     given come from the ``KERAS_DISTRIBUTION_*`` environment variables."""
     if keras.backend.backend() != "jax":
-        raise ValueError(f"several processes train with --distribute data-parallel on JAX; this is the "
-                         f"{keras.backend.backend()} backend: set KERAS_BACKEND=jax")
+        raise ValueError(
+            f"several processes train with --distribute data-parallel on JAX; this is the "
+            f"{keras.backend.backend()} backend: set KERAS_BACKEND=jax"
+        )
     coordinator = coordinator or os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
     num_processes = num_processes if num_processes is not None else _int_env("KERAS_DISTRIBUTION_NUM_PROCESSES")
     process_id = process_id if process_id is not None else _int_env("KERAS_DISTRIBUTION_PROCESS_ID")
-    missing = [name for name, value in (("--coordinator HOST:PORT", coordinator),
-                                        ("--num-processes N", num_processes),
-                                        ("--process-id I", process_id)) if value is None]
+    missing = [
+        name
+        for name, value in (
+            ("--coordinator HOST:PORT", coordinator),
+            ("--num-processes N", num_processes),
+            ("--process-id I", process_id),
+        )
+        if value is None
+    ]
     if missing:
-        raise ValueError(f"several processes need all three of --coordinator, --num-processes and --process-id "
-                         f"(or the KERAS_DISTRIBUTION_* variables); missing: {', '.join(missing)}")
+        raise ValueError(
+            f"several processes need all three of --coordinator, --num-processes and --process-id "
+            f"(or the KERAS_DISTRIBUTION_* variables); missing: {', '.join(missing)}"
+        )
     if num_processes < 1 or not 0 <= process_id < num_processes:
-        raise ValueError(f"--process-id {process_id} must be in 0..{num_processes - 1} (--num-processes "
-                         f"{num_processes})")
+        raise ValueError(
+            f"--process-id {process_id} must be in 0..{num_processes - 1} (--num-processes {num_processes})"
+        )
     import jax
 
     # CPUs reduce gradients over gloo (TCP); GPUs use NCCL whatever this says.
@@ -111,17 +123,23 @@ def check(distribute: str, batch_size: int) -> None:
     """Refuse, before any data is decoded, what this backend or these devices cannot run."""
     backend = keras.backend.backend()
     if distribute == "mirrored" and backend != "tensorflow":
-        raise ValueError(f"distribute='mirrored' is TensorFlow's MirroredStrategy; on {backend} use data-parallel "
-                         f"on JAX (KERAS_BACKEND=jax)")
+        raise ValueError(
+            f"distribute='mirrored' is TensorFlow's MirroredStrategy; on {backend} use data-parallel "
+            f"on JAX (KERAS_BACKEND=jax)"
+        )
     if distribute == "data-parallel":
         if backend != "jax":
-            raise ValueError(f"distribute='data-parallel' is keras.distribution on JAX; this is the {backend} "
-                             f"backend: set KERAS_BACKEND=jax (or use mirrored on TensorFlow, one machine)")
+            raise ValueError(
+                f"distribute='data-parallel' is keras.distribution on JAX; this is the {backend} "
+                f"backend: set KERAS_BACKEND=jax (or use mirrored on TensorFlow, one machine)"
+            )
         replicas = process_count() * local_device_count(distribute)
         if batch_size % replicas:
-            raise ValueError(f"batch_size={batch_size} (the global batch) does not split evenly over {replicas} "
-                             f"devices ({process_count()} processes x {local_device_count(distribute)}); use a "
-                             f"multiple of {replicas}")
+            raise ValueError(
+                f"batch_size={batch_size} (the global batch) does not split evenly over {replicas} "
+                f"devices ({process_count()} processes x {local_device_count(distribute)}); use a "
+                f"multiple of {replicas}"
+            )
 
 
 def tf_strategy():

@@ -31,8 +31,9 @@ def topk_metrics(labels, probs) -> dict:
 
 def confusion_matrix(labels, predicted, num_classes) -> np.ndarray:
     """counts[i, j]: images of true class i predicted as class j."""
-    return np.bincount(np.asarray(labels) * num_classes + np.asarray(predicted),
-                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(
+        np.asarray(labels) * num_classes + np.asarray(predicted), minlength=num_classes * num_classes
+    ).reshape(num_classes, num_classes)
 
 
 def per_class_report(confusion, class_names, descriptions=None) -> pd.DataFrame:
@@ -44,10 +45,26 @@ def per_class_report(confusion, class_names, descriptions=None) -> pd.DataFrame:
         recall = np.where(support > 0, true_pos / support, 0.0)
         precision = np.where(predicted > 0, true_pos / predicted, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    frame = pd.DataFrame({"class": class_names, "name": descriptions or class_names, "accuracy": recall,
-                          "precision": precision, "recall": recall, "f1": f1, "support": support})
-    macro = {"class": "macro avg", "name": "", "accuracy": recall.mean(), "precision": precision.mean(),
-             "recall": recall.mean(), "f1": f1.mean(), "support": support.sum()}
+    frame = pd.DataFrame(
+        {
+            "class": class_names,
+            "name": descriptions or class_names,
+            "accuracy": recall,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support,
+        }
+    )
+    macro = {
+        "class": "macro avg",
+        "name": "",
+        "accuracy": recall.mean(),
+        "precision": precision.mean(),
+        "recall": recall.mean(),
+        "f1": f1.mean(),
+        "support": support.sum(),
+    }
     return pd.concat([frame, pd.DataFrame([macro])], ignore_index=True)
 
 
@@ -58,23 +75,33 @@ def prediction_table(files, probs, class_names, descriptions=None, k=5) -> pd.Da
     # Stable: of equal probabilities (frequent in bfloat16) the first class wins, as with argmax.
     top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     names = descriptions or class_names
-    return pd.DataFrame({"file": [str(f) for f in files],
-                         "predicted": [class_names[i] for i in top[:, 0]],
-                         "name": [names[i] for i in top[:, 0]],
-                         "probability": probs[np.arange(len(probs)), top[:, 0]],
-                         f"top{k}": [" ".join(class_names[i] for i in row) for row in top]})
+    return pd.DataFrame(
+        {
+            "file": [str(f) for f in files],
+            "predicted": [class_names[i] for i in top[:, 0]],
+            "name": [names[i] for i in top[:, 0]],
+            "probability": probs[np.arange(len(probs)), top[:, 0]],
+            f"top{k}": [" ".join(class_names[i] for i in row) for row in top],
+        }
+    )
 
 
 def evaluate_predictions(labels, probs, class_names, descriptions=None):
     """Everything above from one probability matrix: ``(metrics dict, per-class DataFrame, confusion)``."""
     labels = np.asarray(labels)
     if np.any(labels < 0):
-        raise ValueError(f"{int(np.sum(labels < 0))} of {len(labels)} images have no label (-1, as in Tiny ImageNet's "
-                         "test split): there is nothing to score; list their predictions with prediction_table")
+        raise ValueError(
+            f"{int(np.sum(labels < 0))} of {len(labels)} images have no label (-1, as in Tiny ImageNet's "
+            "test split): there is nothing to score; list their predictions with prediction_table"
+        )
     predicted = np.argmax(probs, axis=1)
     confusion = confusion_matrix(labels, predicted, len(class_names))
     report = per_class_report(confusion, class_names, descriptions)
     metrics = topk_metrics(labels, probs)
-    metrics.update(macro_precision=float(report["precision"].iloc[-1]), macro_recall=float(report["recall"].iloc[-1]),
-                   macro_f1=float(report["f1"].iloc[-1]), images=int(len(labels)))
+    metrics.update(
+        macro_precision=float(report["precision"].iloc[-1]),
+        macro_recall=float(report["recall"].iloc[-1]),
+        macro_f1=float(report["f1"].iloc[-1]),
+        images=len(labels),
+    )
     return metrics, report, confusion

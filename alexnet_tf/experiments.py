@@ -56,16 +56,26 @@ def transfer(pretrain: TrainConfig, target: TrainConfig, head_epochs=None, verbo
     features, then the whole network with a tenth of the learning rate (one-cycle both times),
     against ``target`` trained from scratch. One row per stage."""
     base = train(pretrain, verbose=verbose)
-    head = target.replace(init_weights=str(base.run_dir / "model.keras"), freeze_features=True,
-                          schedule="onecycle", epochs=head_epochs or max(1, target.epochs // 3),
-                          name=f"{target.run_name}-transfer-head")
+    head = target.replace(
+        init_weights=str(base.run_dir / "model.keras"),
+        freeze_features=True,
+        schedule="onecycle",
+        epochs=head_epochs or max(1, target.epochs // 3),
+        name=f"{target.run_name}-transfer-head",
+    )
     head_result = train(head, verbose=verbose)
-    full = target.replace(init_weights=str(head_result.run_dir / "model.keras"), freeze_features=False,
-                          schedule="onecycle", learning_rate=target.learning_rate / 10,
-                          name=f"{target.run_name}-transfer-full")
+    full = target.replace(
+        init_weights=str(head_result.run_dir / "model.keras"),
+        freeze_features=False,
+        schedule="onecycle",
+        learning_rate=target.learning_rate / 10,
+        name=f"{target.run_name}-transfer-full",
+    )
     scratch = target.replace(name=f"{target.run_name}-scratch")
-    rows = [_row(pretrain, base, stage="pretrain (other classes)"),
-            _row(head, head_result, stage="fine-tune: frozen features"),
-            _row(full, train(full, verbose=verbose), stage="fine-tune: whole network"),
-            _row(scratch, train(scratch, verbose=verbose), stage="target classes from scratch")]
+    rows = [
+        _row(pretrain, base, stage="pretrain (other classes)"),
+        _row(head, head_result, stage="fine-tune: frozen features"),
+        _row(full, train(full, verbose=verbose), stage="fine-tune: whole network"),
+        _row(scratch, train(scratch, verbose=verbose), stage="target classes from scratch"),
+    ]
     return pd.DataFrame(rows)

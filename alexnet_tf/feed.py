@@ -34,8 +34,10 @@ class ArrayBatches(keras.utils.PyDataset):
         if shard is not None:
             index, count = shard
             if batch_size % count or not 0 <= index < count:
-                raise ValueError(f"a global batch of {batch_size} cannot give process {index} an equal share of "
-                                 f"{count}: use a multiple of {count}")
+                raise ValueError(
+                    f"a global batch of {batch_size} cannot give process {index} an equal share of "
+                    f"{count}: use a multiple of {count}"
+                )
             if len(images) < batch_size:
                 raise ValueError(f"{len(images)} training images do not fill one global batch of {batch_size}")
         self.epoch = 0
@@ -55,10 +57,10 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         # Sorted within the batch: the same images, read in memory order. Sorted before it is split,
         # so the global batch is arranged alike whatever the number of processes.
-        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
         if self.shard is not None:
             share = self.batch_size // self.shard[1]
-            rows = rows[self.shard[0] * share:(self.shard[0] + 1) * share]
+            rows = rows[self.shard[0] * share : (self.shard[0] + 1) * share]
         images, labels = self.images[rows], self.labels[rows]
         if self.transform is not None:
             images, labels = (keras.ops.convert_to_numpy(t) for t in self.transform(images, labels))
@@ -84,8 +86,10 @@ def training_batches(images, one_hot_labels, batch_size, seed=0, augment=None, m
     if keras.backend.backend() != "tensorflow" or shard is not None:
         transform = None
         if mix is not None:
+
             def transform(x, y):
                 return mix(x, np.argmax(y, -1))
+
         return ArrayBatches(images, one_hot_labels, batch_size, seed, transform, shard)
     import tensorflow as tf
 
@@ -106,7 +110,9 @@ def validation_batch_size(num_images, local_devices=1, preferred=256) -> int:
     """Validation batch for one process. Each batch must split evenly over the process's devices,
     the last one included, so the set's size must too."""
     if num_images % local_devices:
-        raise ValueError(f"{num_images} validation images do not split evenly over this process's {local_devices} "
-                         f"devices; run one process per device (--num-processes), or choose classes so that "
-                         f"the validation images are a multiple of {local_devices}")
+        raise ValueError(
+            f"{num_images} validation images do not split evenly over this process's {local_devices} "
+            f"devices; run one process per device (--num-processes), or choose classes so that "
+            f"the validation images are a multiple of {local_devices}"
+        )
     return max(local_devices, preferred - preferred % local_devices)

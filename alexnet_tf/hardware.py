@@ -128,5 +128,7 @@ def describe_device() -> tuple[str, bool]:
     if capability is not None:
         return f"GPU (compute capability {capability[0]}.{capability[1]}), backend {backend}", True
     bf16 = sorted(cpu_flags() & set(CPU_BF16_FLAGS))
-    return (f"CPU ({os.cpu_count()} cores, {'bfloat16: ' + ', '.join(bf16) if bf16 else 'no native bfloat16'}), "
-            f"backend {backend}"), False
+    return (
+        f"CPU ({os.cpu_count()} cores, {'bfloat16: ' + ', '.join(bf16) if bf16 else 'no native bfloat16'}), "
+        f"backend {backend}"
+    ), False

@@ -72,8 +72,13 @@ class LocalResponseNormalization(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
-                "alpha": self.alpha, "beta": self.beta}
+        return {
+            **super().get_config(),
+            "depth_radius": self.depth_radius,
+            "bias": self.bias,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
 
 
 # Each variant: conv layers as (filters, kernel, stride, LRN after?, max-pool after?), then dense widths.
@@ -83,22 +88,58 @@ VARIANTS = {
     # 5x5/2 first layer keeps 32x32, the paper's overlapping 3x3/2 pooling gives 16, 8 and 4, and
     # the widths are about half the original's: 4.3M parameters and 110M multiply-accumulates
     # per image at 200 classes (the original: 62M and 1.1G), so it trains in minutes even on a CPU.
-    "tiny": dict(input_size=64, convs=[(64, 5, 2, True, True), (128, 5, 1, True, True), (192, 3, 1, False, False),
-                                       (192, 3, 1, False, False), (128, 3, 1, False, True)],
-                 dense=[1024, 1024], min_size=8),
+    "tiny": {
+        "input_size": 64,
+        "convs": [
+            (64, 5, 2, True, True),
+            (128, 5, 1, True, True),
+            (192, 3, 1, False, False),
+            (192, 3, 1, False, False),
+            (128, 3, 1, False, True),
+        ],
+        "dense": [1024, 1024],
+        "min_size": 8,
+    },
     # "tiny" with wider conv2-conv5 (64-192-256-256-192, the widths of the reference Tiny-10 run):
     # 1.6x the multiply-accumulates, for the 200-class question whether width pays for its cost.
-    "wide": dict(input_size=64, convs=[(64, 5, 2, True, True), (192, 5, 1, True, True), (256, 3, 1, False, False),
-                                       (256, 3, 1, False, False), (192, 3, 1, False, True)],
-                 dense=[1024, 1024], min_size=8),
+    "wide": {
+        "input_size": 64,
+        "convs": [
+            (64, 5, 2, True, True),
+            (192, 5, 1, True, True),
+            (256, 3, 1, False, False),
+            (256, 3, 1, False, False),
+            (192, 3, 1, False, True),
+        ],
+        "dense": [1024, 1024],
+        "min_size": 8,
+    },
     # The 2012 paper's network (one tower, no grouping) for 227x227 inputs.
-    "original": dict(input_size=227, convs=[(96, 11, 4, True, True), (256, 5, 1, True, True), (384, 3, 1, False, False),
-                                            (384, 3, 1, False, False), (256, 3, 1, False, True)],
-                     dense=[4096, 4096], min_size=67),
+    "original": {
+        "input_size": 227,
+        "convs": [
+            (96, 11, 4, True, True),
+            (256, 5, 1, True, True),
+            (384, 3, 1, False, False),
+            (384, 3, 1, False, False),
+            (256, 3, 1, False, True),
+        ],
+        "dense": [4096, 4096],
+        "min_size": 67,
+    },
     # The small network many users build on modest hardware.
-    "mini": dict(input_size=64, convs=[(32, 5, 1, True, True), (64, 5, 1, True, True), (128, 3, 1, False, False),
-                                       (128, 3, 1, False, False), (64, 3, 1, False, True)],
-                 dense=[1024, 512], min_size=8),
+    "mini": {
+        "input_size": 64,
+        "convs": [
+            (32, 5, 1, True, True),
+            (64, 5, 1, True, True),
+            (128, 3, 1, False, False),
+            (128, 3, 1, False, False),
+            (64, 3, 1, False, True),
+        ],
+        "dense": [1024, 512],
+        "min_size": 8,
+    },
 }
 
 
@@ -107,7 +148,7 @@ def channel_stats(images, chunk=4096):
     total = np.zeros(3)
     total_sq = np.zeros(3)
     for start in range(0, len(images), chunk):
-        block = images[start:start + chunk].reshape(-1, images.shape[-1]).astype(np.float64)
+        block = images[start : start + chunk].reshape(-1, images.shape[-1]).astype(np.float64)
         total += block.sum(0)
         total_sq += np.square(block).sum(0)
     count = len(images) * images.shape[1] * images.shape[2]
@@ -124,15 +165,29 @@ def preprocessing_layer(kind="standardize", mean=None, variance=None):
         return layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD), name="normalize")
     if kind == "standardize":
         if mean is None or variance is None:
-            raise ValueError('preprocessing="standardize" needs the training set\'s mean and variance: '
-                             "pass mean, variance = alexnet_tf.model.channel_stats(x_train)")
+            raise ValueError(
+                'preprocessing="standardize" needs the training set\'s mean and variance: '
+                "pass mean, variance = alexnet_tf.model.channel_stats(x_train)"
+            )
         return layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")
     raise ValueError(f"unknown preprocessing {kind!r}; choose rescale, standardize or imagenet")
 
 
-def alexnet_model(input_shape=None, num_classes=200, variant="tiny", lrn=True, dropout=0.5, weight_decay=5e-4,
-                  batch_norm=False, preprocessing="rescale", mean=None, variance=None, augmentation=None,
-                  lrn_params=None, name=None):
+def alexnet_model(
+    input_shape=None,
+    num_classes=200,
+    variant="tiny",
+    lrn=True,
+    dropout=0.5,
+    weight_decay=5e-4,
+    batch_norm=False,
+    preprocessing="rescale",
+    mean=None,
+    variance=None,
+    augmentation=None,
+    lrn_params=None,
+    name=None,
+):
     """Build AlexNet for uint8 images; the model converts and normalises them itself.
 
     Args:
@@ -164,8 +219,16 @@ def alexnet_model(input_shape=None, num_classes=200, variant="tiny", lrn=True, d
     x = preprocessing_layer(preprocessing, mean, variance)(x)
     for i, (filters, kernel, stride, has_lrn, has_pool) in enumerate(spec["convs"], 1):
         padding = "valid" if (variant == "original" and i == 1) else "same"
-        x = layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=not batch_norm,
-                          kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"conv{i}")(x)
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            stride,
+            padding=padding,
+            use_bias=not batch_norm,
+            kernel_initializer="he_normal",
+            kernel_regularizer=regularizer,
+            name=f"conv{i}",
+        )(x)
         if batch_norm:
             x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)

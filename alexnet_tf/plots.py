@@ -64,8 +64,15 @@ def plot_confusion(confusion, names, path=None):
         for i in range(len(names)):
             for j in range(len(names)):
                 if confusion[i, j]:
-                    ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=6,
-                            color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        confusion[i, j],
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if confusion[i, j] > confusion.max() / 2 else "black",
+                    )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
     fig.tight_layout()
     return _save(fig, path)
@@ -82,8 +89,9 @@ def plot_predictions(images, labels, probs, names, path=None, count=16, seed=0):
     for ax, i in zip(axes.flat, pick):
         guess = int(np.argmax(probs[i]))
         ax.imshow(images[i])
-        ax.set_title(f"{names[guess]}\n(true: {names[labels[i]]})", fontsize=7,
-                     color="green" if guess == labels[i] else "red")
+        ax.set_title(
+            f"{names[guess]}\n(true: {names[labels[i]]})", fontsize=7, color="green" if guess == labels[i] else "red"
+        )
     fig.tight_layout()
     return _save(fig, path)
 

@@ -81,7 +81,8 @@ class RunFolder:
             differences = "; ".join(stored.differences(recorded))
             raise FileExistsError(
                 f"{self.path} holds a run with another config ({differences}). To keep both, pass --name NEW_NAME; "
-                f"to continue that run, repeat its settings")
+                f"to continue that run, repeat its settings"
+            )
 
     @property
     def finished(self) -> bool:
@@ -93,7 +94,7 @@ class RunFolder:
 
     # --- one writer -----------------------------------------------------------------------------
 
-    def lock(self) -> "RunFolder":
+    def lock(self) -> RunFolder:
         """Hold the folder's lock until ``unlock`` or the end of the process; a second process gets
         a one-line error naming the folder and the pid that holds it. Use as ``with run.lock():``."""
         if not self.writer or fcntl is None or self._lock_file is not None:
@@ -102,7 +103,7 @@ class RunFolder:
         path = self._lock_path
         path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            handle = open(path, "a+")
+            handle = open(path, "a+")  # noqa: SIM115 (held open for the run: the lock lives as long as the file)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -112,8 +113,10 @@ class RunFolder:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"
                 handle.close()
-                raise RunFolderInUse(f"{self.path} is in use by process {holder}, which is training or evaluating "
-                                     f"it; wait for it to end, or pass --name NEW_NAME for another run") from None
+                raise RunFolderInUse(
+                    f"{self.path} is in use by process {holder}, which is training or evaluating "
+                    f"it; wait for it to end, or pass --name NEW_NAME for another run"
+                ) from None
             try:  # the holder before us may have removed the file as we opened it: lock the one in place
                 if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
                     break
@@ -160,7 +163,8 @@ class RunFolder:
                     raise ValueError(
                         f"the data changed since {self.path} started ({describe_changes(counts)}): its backup was "
                         f"trained on the images of its manifest.csv. Restore them to resume, or pass --name NEW_NAME "
-                        f"to start a new run on the data as it is now")
+                        f"to start a new run on the data as it is now"
+                    )
                 # A run started before fingerprints: the same files, now fingerprinted.
                 print(f"{self.path}: recording the data's fingerprint (the run began before runs kept one)")
             elif stored is not None:
@@ -188,15 +192,17 @@ class RunFolder:
             try:
                 epoch = int(json.loads((self.backup / meta).read_text())["epoch"])
                 model.load_weights(self.backup / weights)
-            except Exception as err:  # h5py, JSON and Keras each raise their own kind
+            except Exception as err:  # noqa: BLE001 (h5py, JSON and Keras each raise their own kind)
                 failures.append(f"{self.backup / weights} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
                 continue
             if failures:
                 print(f"{failures[0]} does not load: resuming from the epoch before's backup, {self.backup / weights}")
             return epoch
         if failures:
-            raise ValueError(f"no backup of {self.path} loads: {'; '.join(failures)}. Delete {self.backup} to train "
-                             f"this run again from epoch 1, or pass --name NEW_NAME for a new run")
+            raise ValueError(
+                f"no backup of {self.path} loads: {'; '.join(failures)}. Delete {self.backup} to train "
+                f"this run again from epoch 1, or pass --name NEW_NAME for a new run"
+            )
         return 0
 
     def callbacks(self, resuming: bool) -> list:
@@ -204,8 +210,10 @@ class RunFolder:
         the backup that marks the epoch done. Empty for processes that do not write."""
         if not self.writer:
             return []
-        callbacks = [keras.callbacks.CSVLogger(self.path / "history.csv", append=resuming),
-                     _FiniteCheckpoint(self.path / "best.keras", monitor="val_accuracy", save_best_only=True)]
+        callbacks = [
+            keras.callbacks.CSVLogger(self.path / "history.csv", append=resuming),
+            _FiniteCheckpoint(self.path / "best.keras", monitor="val_accuracy", save_best_only=True),
+        ]
         if _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(self.path / "logs"))
         return callbacks + [_EpochBackup(self.backup)]
@@ -265,6 +273,7 @@ def _tensorboard_available() -> bool:
 
 # --- the manifest and the data's fingerprint -------------------------------------------------------
 
+
 def file_record(path) -> tuple[int, str]:
     content = Path(path).read_bytes()
     return len(content), hashlib.sha256(content).hexdigest()
@@ -277,9 +286,17 @@ def manifest_rows(data) -> list[dict]:
     for split, files, labels in data.splits():
         for file, label in zip(files, labels):
             size, digest = file_record(file)
-            rows.append({"file": os.path.relpath(file, data.root), "wnid": data.class_names[label],
-                         "class_index": int(label), "words": words[label], "split": split, "size": size,
-                         "sha256": digest})
+            rows.append(
+                {
+                    "file": os.path.relpath(file, data.root),
+                    "wnid": data.class_names[label],
+                    "class_index": int(label),
+                    "words": words[label],
+                    "split": split,
+                    "size": size,
+                    "sha256": digest,
+                }
+            )
     return rows
 
 
@@ -287,8 +304,9 @@ def rows_fingerprint(rows) -> str:
     """sha256 of what defines the data: each image's split, name, class and content."""
     digest = hashlib.sha256()
     for r in rows:
-        digest.update(f"{r['split']}\t{r['file']}\t{r['wnid']}\t{r['class_index']}\t{r['size']}\t{r['sha256']}\n"
-                      .encode())
+        digest.update(
+            f"{r['split']}\t{r['file']}\t{r['wnid']}\t{r['class_index']}\t{r['size']}\t{r['sha256']}\n".encode()
+        )
     return digest.hexdigest()
 
 
@@ -308,16 +326,23 @@ def read_manifest(path: Path) -> list[dict]:
 
 def compare_manifests(old, new, by_content=True) -> dict:
     """How many images are gone, new, or changed (content, size or class) between two manifests."""
+
     def key(r):
         return r["split"], r["file"]
 
     def value(r):
-        return (str(r["class_index"]), str(r.get("size", "")), r.get("sha256", "")) if by_content else \
-            (str(r["class_index"]),)
+        return (
+            (str(r["class_index"]), str(r.get("size", "")), r.get("sha256", ""))
+            if by_content
+            else (str(r["class_index"]),)
+        )
 
     before, after = {key(r): value(r) for r in old}, {key(r): value(r) for r in new}
-    return {"gone": len(before.keys() - after.keys()), "new": len(after.keys() - before.keys()),
-            "changed": sum(before[k] != after[k] for k in before.keys() & after.keys())}
+    return {
+        "gone": len(before.keys() - after.keys()),
+        "new": len(after.keys() - before.keys()),
+        "changed": sum(before[k] != after[k] for k in before.keys() & after.keys()),
+    }
 
 
 def describe_changes(counts) -> str:
@@ -337,6 +362,7 @@ def load_saved_model(path):
         raise FileNotFoundError(f"{path} not found: is {path.parent} a finished run folder?")
     try:
         return keras.models.load_model(path)
-    except Exception as err:  # a cut zip shows as "File not found", KeyError or BadZipFile, by Keras version
-        raise ValueError(f"{path} is corrupt or not a Keras model ({type(err).__name__}); train the run again "
-                         f"or restore the file") from None
+    except Exception as err:  # noqa: BLE001 (a cut zip shows as "File not found", KeyError or BadZipFile)
+        raise ValueError(
+            f"{path} is corrupt or not a Keras model ({type(err).__name__}); train the run again or restore the file"
+        ) from None

@@ -27,8 +27,9 @@ def lr_schedule(epoch, lr=None, base_lr=0.01, drops=(75, 100), factor=0.5):
 def plateau_callback(factor=0.1, patience=5, min_lr=1e-5, monitor="val_loss"):
     """The paper's rule, "divide the learning rate by 10 when the validation error stops
     improving", as a ``keras.callbacks.ReduceLROnPlateau``."""
-    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=factor, patience=patience, min_lr=min_lr,
-                                             verbose=1)
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=factor, patience=patience, min_lr=min_lr, verbose=1
+    )
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")
@@ -50,8 +51,12 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warm, cosine)
 
     def get_config(self):
-        return {"peak_lr": self.peak_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "final_lr": self.final_lr}
+        return {
+            "peak_lr": self.peak_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "final_lr": self.final_lr,
+        }
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")
@@ -80,5 +85,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < up_steps, anneal(start, self.max_lr, up), anneal(self.max_lr, end, down))
 
     def get_config(self):
-        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
-                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor}
+        return {
+            "max_lr": self.max_lr,
+            "total_steps": self.total_steps,
+            "pct_start": self.pct_start,
+            "div_factor": self.div_factor,
+            "final_div_factor": self.final_div_factor,
+        }

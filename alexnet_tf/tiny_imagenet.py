@@ -56,8 +56,9 @@ def require_folder(root) -> Path:
     """``root`` as a Path; a DataFormatError if it is a file (say, the zip instead of its folder)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise DataFormatError(f"{root} is a file, not a folder: give the extracted dataset folder, "
-                              f"e.g. data/tiny-imagenet-200")
+        raise DataFormatError(
+            f"{root} is a file, not a folder: give the extracted dataset folder, e.g. data/tiny-imagenet-200"
+        )
     return root
 
 
@@ -124,7 +125,9 @@ def read_val_annotations(root, check_files: bool = True) -> list[ValAnnotation]:
             continue
         fields = line.split("\t")
         if len(fields) != 6:
-            raise DataFormatError(f"{path}, line {number}: expected 6 tab-separated fields, got {len(fields)}: {line!r}")
+            raise DataFormatError(
+                f"{path}, line {number}: expected 6 tab-separated fields, got {len(fields)}: {line!r}"
+            )
         name, wnid = fields[0].strip(), fields[1].strip()
         try:
             box = tuple(int(v) for v in fields[2:])
@@ -142,8 +145,10 @@ def read_val_annotations(root, check_files: bool = True) -> list[ValAnnotation]:
 
 
 def _missing_annotations(path: Path) -> str:
-    return (f"{path} is missing: the validation labels live there. Re-extract the official zip "
-            f"(python -m data_prep extract) or use a folder with val/<class>/ subfolders.")
+    return (
+        f"{path} is missing: the validation labels live there. Re-extract the official zip "
+        f"(python -m data_prep extract) or use a folder with val/<class>/ subfolders."
+    )
 
 
 def class_image_dir(split_dir: Path, class_name: str) -> Path:
@@ -193,8 +198,9 @@ def resolve_classes(root, classes=None) -> list[str]:
 
 def _class_folders(split_dir: Path) -> list[str]:
     """Subfolders that hold a class each; ``images`` is the flat folder of the official layout."""
-    return sorted(d.name for d in split_dir.iterdir()
-                  if d.is_dir() and d.name != "images" and not d.name.startswith("."))
+    return sorted(
+        d.name for d in split_dir.iterdir() if d.is_dir() and d.name != "images" and not d.name.startswith(".")
+    )
 
 
 def split_layout(root, split: str) -> str:
@@ -219,7 +225,8 @@ def split_layout(root, split: str) -> str:
             raise DataFormatError(_missing_annotations(split_dir / "val_annotations.txt"))
         raise DataFormatError(
             f"{split_dir / 'images'} holds {split} images without labels: only the test split may be "
-            f"unlabelled; put them in {split_dir}/<class>/ folders")
+            f"unlabelled; put them in {split_dir}/<class>/ folders"
+        )
     raise DataFormatError(f"{split_dir} has no class folders ({split}/<class>/) and no labelled images")
 
 
@@ -283,14 +290,22 @@ def check_layout(root) -> dict[str, dict[str, int]]:
         train_counts[wnid] = len(list_images(folder))
         if train_counts[wnid] == 0:
             raise DataFormatError(f"{folder} has no images")
-    summary["train"] = {"classes": len(wnids), "images": sum(train_counts.values()),
-                        "min_per_class": min(train_counts.values()), "max_per_class": max(train_counts.values())}
+    summary["train"] = {
+        "classes": len(wnids),
+        "images": sum(train_counts.values()),
+        "min_per_class": min(train_counts.values()),
+        "max_per_class": max(train_counts.values()),
+    }
     annotations = read_val_annotations(root)
     val_counts = {w: 0 for w in wnids}
     for a in annotations:
         val_counts[a.wnid] += 1
-    summary["val"] = {"classes": sum(1 for c in val_counts.values() if c), "images": len(annotations),
-                      "min_per_class": min(val_counts.values()), "max_per_class": max(val_counts.values())}
+    summary["val"] = {
+        "classes": sum(1 for c in val_counts.values() if c),
+        "images": len(annotations),
+        "min_per_class": min(val_counts.values()),
+        "max_per_class": max(val_counts.values()),
+    }
     test_dir = root / "test" / "images"
     if test_dir.is_dir():
         summary["test"] = {"classes": 0, "images": len(list_images(test_dir)), "min_per_class": 0, "max_per_class": 0}

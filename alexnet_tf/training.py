@@ -31,9 +31,17 @@ from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import alexnet_model, channel_stats
-from .run_folder import (RunFolder, compare_manifests, describe_changes, file_record, load_saved_model,
-                         read_manifest, write_atomically)
+from .run_folder import (
+    RunFolder,
+    compare_manifests,
+    describe_changes,
+    file_record,
+    load_saved_model,
+    read_manifest,
+    write_atomically,
+)
 from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
+
 
 @dataclass
 class RunResult:
@@ -91,8 +99,11 @@ class _EpochSeeds(keras.callbacks.Callback):
     draws. A stream is (seed, counter) and each draw adds 1 to the counter: epoch e starts at e * 2**20."""
 
     def on_train_begin(self, logs=None):
-        self.streams = [(v, keras.ops.convert_to_numpy(v.value)) for v in self.model.variables
-                        if v.path.endswith("seed_generator_state")]
+        self.streams = [
+            (v, keras.ops.convert_to_numpy(v.value))
+            for v in self.model.variables
+            if v.path.endswith("seed_generator_state")
+        ]
 
     def on_epoch_begin(self, epoch, logs=None):
         for variable, initial in self.streams:
@@ -121,11 +132,16 @@ def _training_data(config, x, y, num_classes, augment_in_model, shard=None):
         if config.mixing:
             raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
         if keras.backend.backend() != "tensorflow":
-            raise ValueError("augmentation='classic' is ImageDataGenerator, which needs TensorFlow; on the "
-                             f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)")
+            raise ValueError(
+                "augmentation='classic' is ImageDataGenerator, which needs TensorFlow; on the "
+                f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
+            )
         return image_data_generator(config.augment, config.seed).flow(
-            x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    augment = fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
+            x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed
+        )
+    augment = (
+        fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
+    )
     mix = batch_mixing(config.mixing, num_classes, config.seed) if config.mixing else None
     return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix, shard)
 
@@ -141,7 +157,9 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
             return load_run(run.path)
         if run.writer:  # checked before minutes of decoding, not after
             fsutil.check_writable(run.path)
-            print(f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}")
+            print(
+                f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}"
+            )
         distribute.check(config.distribute, config.batch_size)
         with precision_policy(recorded.precision):
             started = time.perf_counter()
@@ -149,13 +167,19 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
             data = load_data(config)
             run.start(recorded, data)  # config.json and manifest.csv; a resume checks the data is the same
             if run.writer:
-                print(f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
-                      f"{data.num_classes} classes")
-            shard = (distribute.process_index(), distribute.process_count()) if config.distribute == "data-parallel" \
-                else None  # under data-parallel every process feeds its share of each global batch
+                print(
+                    f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
+                    f"{data.num_classes} classes"
+                )
+            shard = (
+                (distribute.process_index(), distribute.process_count())
+                if config.distribute == "data-parallel"
+                else None
+            )  # under data-parallel every process feeds its share of each global batch
             steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
-            augment_in_model = config.augmentation == "fast" and (describe_device()[1] or
-                                                                    keras.backend.backend() != "tensorflow")
+            augment_in_model = config.augmentation == "fast" and (
+                describe_device()[1] or keras.backend.backend() != "tensorflow"
+            )
             nan_guard, epochs_done = _NaNGuard(), []
             scope, strategy = distribute.scope(config.distribute)
             with scope:
@@ -164,15 +188,27 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                 initial_epoch = run.restore(model)
                 batches = _training_data(config, data.x_train, data.y_train, data.num_classes, augment_in_model, shard)
                 fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
-                model.fit(batches, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                          validation_data=(data.x_val, np.eye(data.num_classes, dtype="float32")[data.y_val]),
-                          validation_batch_size=validation_batch_size(
-                              len(data.x_val), distribute.local_device_count(config.distribute)),
-                          callbacks=[*epoch_callbacks(batches), _EpochSeeds(), nan_guard,
-                                     keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_done.append(e)),
-                                     *run.callbacks(resuming=initial_epoch > 0), *schedule_callbacks(config),
-                                     *callbacks],
-                          verbose=verbose if run.writer else 0, shuffle=False)  # the data shuffles itself
+                model.fit(
+                    batches,
+                    epochs=config.epochs,
+                    initial_epoch=initial_epoch,
+                    steps_per_epoch=steps,
+                    validation_data=(data.x_val, np.eye(data.num_classes, dtype="float32")[data.y_val]),
+                    validation_batch_size=validation_batch_size(
+                        len(data.x_val), distribute.local_device_count(config.distribute)
+                    ),
+                    callbacks=[
+                        *epoch_callbacks(batches),
+                        _EpochSeeds(),
+                        nan_guard,
+                        keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_done.append(e)),
+                        *run.callbacks(resuming=initial_epoch > 0),
+                        *schedule_callbacks(config),
+                        *callbacks,
+                    ],
+                    verbose=verbose if run.writer else 0,
+                    shuffle=False,
+                )  # the data shuffles itself
             fit_seconds = time.perf_counter() - fit_started
             if nan_guard.stopped_epoch is not None:
                 run.drop_backup()  # its weights are not finite: resuming could only diverge again
@@ -180,15 +216,26 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                     f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no "
                     f"model of that epoch was kept. Run again with a lower --learning-rate (now "
                     f"{config.learning_rate}) or --schedule cosine with warm-up; that is a new run folder. This one: "
-                    f"{run.path}")
+                    f"{run.path}"
+                )
             images = steps * config.batch_size if shard is not None else len(data.x_train)
-            return finish(run, model, data, recorded, device, {
-                "resumed": initial_epoch > 0, "distribute": config.distribute,
-                "processes": distribute.process_count(), "replicas": distribute.replica_count(config.distribute,
-                                                                                              strategy),
-                "fit_seconds": fit_seconds, "wall_seconds": time.perf_counter() - started,
-                # training and validation passes of this session's epochs, per training image
-                "images_per_second": images * len(epochs_done) / fit_seconds if epochs_done else 0.0})
+            return finish(
+                run,
+                model,
+                data,
+                recorded,
+                device,
+                {
+                    "resumed": initial_epoch > 0,
+                    "distribute": config.distribute,
+                    "processes": distribute.process_count(),
+                    "replicas": distribute.replica_count(config.distribute, strategy),
+                    "fit_seconds": fit_seconds,
+                    "wall_seconds": time.perf_counter() - started,
+                    # training and validation passes of this session's epochs, per training image
+                    "images_per_second": images * len(epochs_done) / fit_seconds if epochs_done else 0.0,
+                },
+            )
 
 
 def run_settings(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, str]:
@@ -229,9 +276,19 @@ def build_model(config: TrainConfig, data, augment_in_model=False) -> keras.Mode
     """The network ``config`` names, normalised with the training images' statistics."""
     mean, variance = channel_stats(data.x_train)
     augmentation = fast_augmenter(config.augment, config.seed) if augment_in_model else None
-    model = alexnet_model((config.image_size, config.image_size, 3), data.num_classes, config.variant, config.lrn,
-                          config.dropout, config.weight_decay, config.batch_norm, config.preprocessing, mean,
-                          variance, augmentation)
+    model = alexnet_model(
+        (config.image_size, config.image_size, 3),
+        data.num_classes,
+        config.variant,
+        config.lrn,
+        config.dropout,
+        config.weight_decay,
+        config.batch_norm,
+        config.preprocessing,
+        mean,
+        variance,
+        augmentation,
+    )
     if config.init_weights:
         copied = load_matching_weights(model, config.init_weights)
         print(f"Started from {config.init_weights}: weights of {copied} layers")
@@ -243,46 +300,67 @@ def build_model(config: TrainConfig, data, augment_in_model=False) -> keras.Mode
 
 
 def compile_model(model, config: TrainConfig, steps: int, num_classes: int, jit_compile: bool) -> None:
-    model.compile(optimizer=_optimizer(config, steps),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                           keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy")],
-                  jit_compile=jit_compile)
+    model.compile(
+        optimizer=_optimizer(config, steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
+        ],
+        jit_compile=jit_compile,
+    )
 
 
 def schedule_callbacks(config: TrainConfig) -> list:
     """Callbacks that set the learning rate by epoch, and early stopping."""
     out = []
     if config.schedule == "step":
-        out.append(keras.callbacks.LearningRateScheduler(
-            partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)))
+        out.append(
+            keras.callbacks.LearningRateScheduler(
+                partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)
+            )
+        )
     elif config.schedule == "plateau":
         out.append(plateau_callback())
     if config.early_stopping_patience:
-        out.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
-                                                 restore_best_weights=False))
+        out.append(
+            keras.callbacks.EarlyStopping(
+                "val_loss", patience=config.early_stopping_patience, restore_best_weights=False
+            )
+        )
     return out
 
 
 def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, facts: dict) -> RunResult:
     """Save the final model, evaluate it into the run folder, and end the run (its backup goes last)."""
     if not run.writer:
-        print(f"process {distribute.process_index()} of {distribute.process_count()}: trained; process 0 writes "
-              f"{run.path}")
+        print(
+            f"process {distribute.process_index()} of {distribute.process_count()}: trained; process 0 writes "
+            f"{run.path}"
+        )
         return RunResult(run.path, model, pd.DataFrame(), {}, None)
     history = read_history(run.path / "history.csv")
     model.save(run.path / "model.keras")
     if recorded.distribute == "data-parallel":
         # Its weights live on every device of every process; process 0 evaluates a local copy alone.
         model = load_saved_model(run.path / "model.keras")
-    metrics, report = evaluate_run(model, run.path, data.root, data.class_names, data.x_val, data.y_val,
-                                   recorded.tta, history, data.val_split)
-    metrics.update(device=device, precision=recorded.precision, jit_compile=recorded.jit_compile,
-                   epochs=len(history), train_images=int(len(data.x_train)), **facts)
+    metrics, report = evaluate_run(
+        model, run.path, data.root, data.class_names, data.x_val, data.y_val, recorded.tta, history, data.val_split
+    )
+    metrics.update(
+        device=device,
+        precision=recorded.precision,
+        jit_compile=recorded.jit_compile,
+        epochs=len(history),
+        train_images=len(data.x_train),
+        **facts,
+    )
     write_atomically(run.path / "metrics.json", json.dumps(metrics, indent=2))
     run.drop_backup()  # last: a kill before this point resumes into the evaluation again
-    print(f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
-          f"on {len(data.y_val)} {data.val_split} images. Run folder: {run.path}")
+    print(
+        f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
+        f"on {len(data.y_val)} {data.val_split} images. Run folder: {run.path}"
+    )
     return RunResult(run.path, model, history, metrics, report)
 
 
@@ -297,8 +375,13 @@ def load_run(run_dir) -> RunResult:
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     report = run_dir / f"per_class_{metrics.get('split', 'val')}.csv"
-    return RunResult(run_dir, load_saved_model(run_dir / "model.keras"), read_history(run_dir / "history.csv"),
-                     metrics, pd.read_csv(report) if report.is_file() else None)
+    return RunResult(
+        run_dir,
+        load_saved_model(run_dir / "model.keras"),
+        read_history(run_dir / "history.csv"),
+        metrics,
+        pd.read_csv(report) if report.is_file() else None,
+    )
 
 
 def read_history(path) -> pd.DataFrame:
@@ -346,8 +429,10 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     try:  # checked before predicting: the metrics and figures are written into the run folder
         fsutil.check_writable(run_dir)
     except PermissionError:
-        raise PermissionError(f"cannot write to the run folder {run_dir}: evaluate writes its metrics and figures "
-                              f"there. Copy the folder somewhere writable and evaluate the copy") from None
+        raise PermissionError(
+            f"cannot write to the run folder {run_dir}: evaluate writes its metrics and figures "
+            f"there. Copy the folder somewhere writable and evaluate the copy"
+        ) from None
     out_dir = run_dir if name is None else run_dir / "evaluations" / _evaluation_name(name)
     with RunFolder(config.replace(runs_dir=str(run_dir.parent), name=run_dir.name)).lock():
         model = load_saved_model(run_dir / "model.keras")
@@ -368,16 +453,21 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
         images = load_images(files, config.image_size)
         tta = config.tta if tta is None else tta
         if np.all(labels < 0):
-            table = prediction_table([os.path.relpath(f, root) for f in files], predict(model, images, tta=tta),
-                                     class_names, class_descriptions(root, class_names))
+            table = prediction_table(
+                [os.path.relpath(f, root) for f in files],
+                predict(model, images, tta=tta),
+                class_names,
+                class_descriptions(root, class_names),
+            )
             out_dir.mkdir(parents=True, exist_ok=True)
             path = out_dir / f"predictions_{split}.csv"
             table.to_csv(path, index=False)
             print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
             metrics = {"split": split, "images": len(files), "predictions": str(path)}
         else:
-            history = read_history(run_dir / "history.csv") if name is None and (run_dir / "history.csv").is_file() \
-                else None
+            history = (
+                read_history(run_dir / "history.csv") if name is None and (run_dir / "history.csv").is_file() else None
+            )
             metrics, _ = evaluate_run(model, out_dir, root, class_names, images, labels, tta, history, split)
             if name is not None:
                 metrics.update(data=str(Path(root).resolve()), images=len(files))
@@ -399,13 +489,23 @@ def _require_run_images(run_dir, recorded, root, files, labels, class_names, spl
     current = []
     for file, label in zip(files, labels):
         size, digest = file_record(file)
-        current.append({"file": os.path.relpath(file, root), "class_index": int(label), "size": size,
-                        "sha256": digest, "split": split, "wnid": class_names[label] if label >= 0 else "",
-                        "words": words[label] if label >= 0 else ""})
+        current.append(
+            {
+                "file": os.path.relpath(file, root),
+                "class_index": int(label),
+                "size": size,
+                "sha256": digest,
+                "split": split,
+                "wnid": class_names[label] if label >= 0 else "",
+                "words": words[label] if label >= 0 else "",
+            }
+        )
     if not recorded:  # a split the run never used, on other data: nothing to compare against
         return
     counts = compare_manifests(recorded, current, by_content="sha256" in recorded[0])
     if any(counts.values()):
-        raise ValueError(f"these {split} images are not the run's ({describe_changes(counts)} against "
-                         f"{run_dir / 'manifest.csv'}), so nothing was written. To evaluate them as a separate "
-                         f"evaluation, add --as NAME (written to {run_dir / 'evaluations' / 'NAME'})")
+        raise ValueError(
+            f"these {split} images are not the run's ({describe_changes(counts)} against "
+            f"{run_dir / 'manifest.csv'}), so nothing was written. To evaluate them as a separate "
+            f"evaluation, add --as NAME (written to {run_dir / 'evaluations' / 'NAME'})"
+        )

@@ -10,8 +10,8 @@ import tempfile
 
 from common import add_data_arguments, dataset
 
-from alexnet_tf.augment import AugmentConfig, compare_throughput  # noqa: E402
-from alexnet_tf.data import load_dataset  # noqa: E402
+from alexnet_tf.augment import AugmentConfig, compare_throughput
+from alexnet_tf.data import load_dataset
 
 
 def main():

@@ -34,13 +34,16 @@ def augmentation_layer(kind):
     if kind == "affine":
         return fast_augmenter(AugmentConfig(), seed=0)
     c = AugmentConfig()
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=0),
-        keras.layers.RandomTranslation(c.height_shift, c.width_shift, fill_mode=c.fill_mode, seed=0),
-        keras.layers.RandomZoom((-c.zoom, c.zoom), (-c.zoom, c.zoom), fill_mode=c.fill_mode, seed=0),
-        keras.layers.RandomRotation(degrees_to_turns(c.rotation_degrees), fill_mode=c.fill_mode, seed=0),
-        keras.layers.RandomShear(x_factor=c.shear_degrees / 45, fill_mode=c.fill_mode, seed=0),
-    ], name="keras_layers")
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=0),
+            keras.layers.RandomTranslation(c.height_shift, c.width_shift, fill_mode=c.fill_mode, seed=0),
+            keras.layers.RandomZoom((-c.zoom, c.zoom), (-c.zoom, c.zoom), fill_mode=c.fill_mode, seed=0),
+            keras.layers.RandomRotation(degrees_to_turns(c.rotation_degrees), fill_mode=c.fill_mode, seed=0),
+            keras.layers.RandomShear(x_factor=c.shear_degrees / 45, fill_mode=c.fill_mode, seed=0),
+        ],
+        name="keras_layers",
+    )
 
 
 def measure(backend, jit, batches, batch_size, lrn=True, augment="none"):
@@ -91,14 +94,31 @@ def main():
     def measure_in_a_process(setting):
         name, augment = setting
         env = {**os.environ, "KERAS_BACKEND": backend_of(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--augment", augment, "--batches",
-                              str(args.batches), "--batch-size", str(args.batch_size)]
-                             + (["--no-lrn"] if args.no_lrn else []), capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                "--augment",
+                augment,
+                "--batches",
+                str(args.batches),
+                "--batch-size",
+                str(args.batch_size),
+            ]
+            + (["--no-lrn"] if args.no_lrn else []),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if out.returncode:
             sys.exit(f"{name} with augment={augment} failed:\n{out.stderr[-3000:]}")
         return float(out.stdout.strip().splitlines()[-1])
 
     print_ratio_table(["backend", "augmentation"], best_of_alternating(settings, measure_in_a_process, args.rounds))
+
 
 if __name__ == "__main__":
     main()

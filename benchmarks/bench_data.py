@@ -13,8 +13,8 @@ from pathlib import Path
 
 from common import add_data_arguments, dataset
 
-from alexnet_tf.data import load_dataset  # noqa: E402
-from data_prep import reorganise_val  # noqa: E402
+from alexnet_tf.data import load_dataset
+from data_prep import reorganise_val
 
 
 def main():
@@ -29,13 +29,15 @@ def main():
         cache = Path(work) / "cache"
 
         t = time.perf_counter()
-        x, y, names = load_dataset(root, "train", cache_dir=cache)
+        x, _y, _names = load_dataset(root, "train", cache_dir=cache)
         decode_s = time.perf_counter() - t
-        print(f"decode train ({len(x)} JPEGs, {os.cpu_count()} cores): {len(x) / decode_s:7.0f} images/s "
-              f"({decode_s:.1f} s, {x.nbytes / 2**30:.2f} GiB uint8)")
+        print(
+            f"decode train ({len(x)} JPEGs, {os.cpu_count()} cores): {len(x) / decode_s:7.0f} images/s "
+            f"({decode_s:.1f} s, {x.nbytes / 2**30:.2f} GiB uint8)"
+        )
         del x
         t = time.perf_counter()
-        x, _, _ = load_dataset(root, "train", cache_dir=cache)
+        _x, _, _ = load_dataset(root, "train", cache_dir=cache)
         print(f"cached reload of train:   {time.perf_counter() - t:7.2f} s")
 
         t = time.perf_counter()

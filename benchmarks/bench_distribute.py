@@ -49,8 +49,11 @@ def worker(args):
         start = time.perf_counter()
         model.fit(data, epochs=1, verbose=0)
         seconds = time.perf_counter() - start
-    figures = {"images_per_second": n / seconds, "step_ms": 1000 * seconds / args.batches,
-               "parameters": model.count_params()}
+    figures = {
+        "images_per_second": n / seconds,
+        "step_ms": 1000 * seconds / args.batches,
+        "parameters": model.count_params(),
+    }
     if args.processes > 1:
         figures["all_reduce_ms"] = all_reduce_ms(model.count_params())
     if jax.process_index() == 0:
@@ -87,14 +90,32 @@ def run(processes, args):
     cores = sorted(os.sched_getaffinity(0))
     share = max(1, len(cores) // processes)
     port = free_port()
-    commands = [[sys.executable, __file__, "--worker", "--processes", str(processes), "--process-id", str(i),
-                 "--port", str(port), "--batches", str(args.batches), "--batch-size", str(args.batch_size),
-                 "--cores", ",".join(map(str, cores[i * share:(i + 1) * share] or cores[-1:]))]
-                for i in range(processes)]
+    commands = [
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--processes",
+            str(processes),
+            "--process-id",
+            str(i),
+            "--port",
+            str(port),
+            "--batches",
+            str(args.batches),
+            "--batch-size",
+            str(args.batch_size),
+            "--cores",
+            ",".join(map(str, cores[i * share : (i + 1) * share] or cores[-1:])),
+        ]
+        for i in range(processes)
+    ]
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("XLA_FLAGS", None)
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
-             for c in commands]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        for c in commands
+    ]
     outputs = [p.communicate() for p in procs]
     for p, (_, err) in zip(procs, outputs):
         if p.returncode:
@@ -125,16 +146,21 @@ def main():
 
     best = best_of_alternating([1, 2], images_per_second, args.rounds)
     cores = len(os.sched_getaffinity(0))
-    print(f"tiny model, global batch {args.batch_size}, {figures[1]['parameters']:,} parameters "
-          f"({4 * figures[1]['parameters'] / 2**20:.1f} MiB of float32 gradients a step), {cores} cores\n")
+    print(
+        f"tiny model, global batch {args.batch_size}, {figures[1]['parameters']:,} parameters "
+        f"({4 * figures[1]['parameters'] / 2**20:.1f} MiB of float32 gradients a step), {cores} cores\n"
+    )
     print("| run | images/s | ms a step | vs one process | all-reduce of the gradients, ms a step |")
     print("|---|---|---|---|---|")
     for processes in (1, 2):
         f = figures[processes]
         cores_each = f"{max(1, cores // processes)} core{'s' if cores // processes > 1 else ''}"
         label = f"{processes} process{'es' if processes > 1 else ''} x {cores_each}"
-        reduce = f"{f['all_reduce_ms']:.1f} ({f['all_reduce_ms'] / f['step_ms']:.0%} of the step)" \
-            if "all_reduce_ms" in f else "none"
+        reduce = (
+            f"{f['all_reduce_ms']:.1f} ({f['all_reduce_ms'] / f['step_ms']:.0%} of the step)"
+            if "all_reduce_ms" in f
+            else "none"
+        )
         print(f"| {label} | {best[processes]:.0f} | {f['step_ms']:.0f} | {best[processes] / best[1]:.2f}x | {reduce} |")
 
 

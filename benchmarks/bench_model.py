@@ -12,11 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from alexnet_tf.model import VARIANTS, LocalResponseNormalization, alexnet_model, count_macs  # noqa: E402
+from alexnet_tf.model import VARIANTS, LocalResponseNormalization, alexnet_model, count_macs
 
 
 def seed_construction(model):
@@ -33,7 +33,7 @@ def seed_construction(model):
 
 def images_per_second(model, x, y, batch_size, batches):
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
-    model.fit(x[:batch_size * 2], y[:batch_size * 2], batch_size=batch_size, verbose=0)  # compile, warm up
+    model.fit(x[: batch_size * 2], y[: batch_size * 2], batch_size=batch_size, verbose=0)  # compile, warm up
     n = batch_size * batches
     start = time.perf_counter()
     model.fit(x[:n], y[:n], batch_size=batch_size, verbose=0)

@@ -12,17 +12,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import best_of_alternating, print_ratio_table  # noqa: E402
+from common import best_of_alternating, print_ratio_table
 
-from alexnet_tf.hardware import quiet_tensorflow_logs  # noqa: E402
+from alexnet_tf.hardware import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from alexnet_tf.hardware import choose_precision, describe_device, gpu_compute_capability  # noqa: E402
-from alexnet_tf.model import alexnet_model  # noqa: E402
+from alexnet_tf.hardware import choose_precision, describe_device, gpu_compute_capability
+from alexnet_tf.model import alexnet_model
 
 
 def images_per_second(precision, jit, x, y, batch_size):
@@ -31,7 +31,7 @@ def images_per_second(precision, jit, x, y, batch_size):
         keras.utils.set_random_seed(0)
         model = alexnet_model(num_classes=200)
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", jit_compile=jit)
-        model.fit(x[:batch_size * 2], y[:batch_size * 2], batch_size=batch_size, verbose=0)  # compile, warm up
+        model.fit(x[: batch_size * 2], y[: batch_size * 2], batch_size=batch_size, verbose=0)  # compile, warm up
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch_size, verbose=0)
         return len(x) / (time.perf_counter() - start)
@@ -54,9 +54,11 @@ def main():
     x = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     y = rng.integers(0, 200, n)
     settings = [(p, jit) for p in args.precisions.split(",") for jit in ("off", "on")]
-    best = best_of_alternating(settings, lambda s: images_per_second(s[0], s[1] == "on", x, y, args.batch_size),
-                               args.rounds)
+    best = best_of_alternating(
+        settings, lambda s: images_per_second(s[0], s[1] == "on", x, y, args.batch_size), args.rounds
+    )
     print_ratio_table(["precision", "jit_compile"], best)
+
 
 if __name__ == "__main__":
     main()

@@ -18,20 +18,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import best_of_alternating, print_ratio_table  # noqa: E402
+from common import best_of_alternating, print_ratio_table
 
-from alexnet_tf.hardware import quiet_tensorflow_logs  # noqa: E402
+from alexnet_tf.hardware import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from alexnet_tf.augment import fast_augmenter  # noqa: E402
-from alexnet_tf.config import preset  # noqa: E402
-from alexnet_tf.feed import training_batches  # noqa: E402
-from alexnet_tf.hardware import choose_precision, describe_device, gpu_compute_capability  # noqa: E402
-from alexnet_tf.model import alexnet_model, channel_stats  # noqa: E402
+from alexnet_tf.augment import fast_augmenter
+from alexnet_tf.config import preset
+from alexnet_tf.feed import training_batches
+from alexnet_tf.hardware import choose_precision, describe_device, gpu_compute_capability
+from alexnet_tf.model import alexnet_model, channel_stats
 
 
 def main():
@@ -53,14 +53,27 @@ def main():
     one_hot = np.eye(args.classes, dtype="float32")[rng.integers(0, args.classes, args.images)]
     mean, variance = channel_stats(x[:4096])
     keras.utils.set_random_seed(0)
-    model = alexnet_model((64, 64, 3), args.classes, config.variant, config.lrn, config.dropout, config.weight_decay,
-                          config.batch_norm, config.preprocessing, mean, variance)
-    model.compile(keras.optimizers.SGD(0.01, momentum=config.momentum),
-                  keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                  metrics=["accuracy"], jit_compile=False)
+    model = alexnet_model(
+        (64, 64, 3),
+        args.classes,
+        config.variant,
+        config.lrn,
+        config.dropout,
+        config.weight_decay,
+        config.batch_norm,
+        config.preprocessing,
+        mean,
+        variance,
+    )
+    model.compile(
+        keras.optimizers.SGD(0.01, momentum=config.momentum),
+        keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=False,
+    )
     augment = fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" else None
     batches = training_batches(x, one_hot, config.batch_size, config.seed, augment)
-    one_batch = (x[:config.batch_size], one_hot[:config.batch_size])
+    one_batch = (x[: config.batch_size], one_hot[: config.batch_size])
     steps = args.batches
     images = steps * config.batch_size
 
@@ -93,8 +106,10 @@ def main():
     print_ratio_table(["measured"], {(name,): value for name, value in best.items()})
     import resource
 
-    print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB "
-          f"({x.nbytes / 2**30:.2f} GB of uint8 images)")
+    print(
+        f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB "
+        f"({x.nbytes / 2**30:.2f} GB of uint8 images)"
+    )
 
 
 if __name__ == "__main__":

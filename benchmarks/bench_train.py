@@ -14,14 +14,25 @@ from pathlib import Path
 
 from common import add_data_arguments, best_of_alternating, dataset, print_ratio_table
 
-from alexnet_tf.cli import build_parser, config_from_args  # noqa: E402
-from alexnet_tf.training import train  # noqa: E402
+from alexnet_tf.cli import build_parser, config_from_args
+from alexnet_tf.training import train
 
 
 def config_for(preset_name, root, epochs, runs_dir, setting):
     """The preset with ``setting`` ("field=value,field=value") applied as the command line would."""
-    args = ["train", "--preset", preset_name, "--data", str(root), "--classes", "10", "--epochs", str(epochs),
-            "--runs-dir", str(runs_dir)]
+    args = [
+        "train",
+        "--preset",
+        preset_name,
+        "--data",
+        str(root),
+        "--classes",
+        "10",
+        "--epochs",
+        str(epochs),
+        "--runs-dir",
+        str(runs_dir),
+    ]
     for item in filter(None, setting.split(",")):
         field, _, value = item.partition("=")
         args += [f"--{field.strip().replace('_', '-')}", value.strip()]
@@ -44,14 +55,17 @@ def main():
         def measure(setting):
             config = config_for(args.preset, root, args.epochs, Path(work) / f"runs-{next(runs)}", setting[0])
             m = train(config, verbose=0).metrics
-            print(f"{setting[0] or args.preset}: {m['device']}, {m['precision']}: {m['train_images']} train images "
-                  f"x {m['epochs']} epochs in {m['fit_seconds']:.1f} s -> {m['images_per_second']:.0f} "
-                  f"training images/s; top-1 {m['top1_accuracy']:.3f}", flush=True)
+            print(
+                f"{setting[0] or args.preset}: {m['device']}, {m['precision']}: {m['train_images']} train images "
+                f"x {m['epochs']} epochs in {m['fit_seconds']:.1f} s -> {m['images_per_second']:.0f} "
+                f"training images/s; top-1 {m['top1_accuracy']:.3f}",
+                flush=True,
+            )
             return m["images_per_second"]
 
         best = best_of_alternating(settings, measure, args.rounds)
-    print_ratio_table(["setting"], {(s or args.preset,): v for (s,), v in best.items()},
-                      "training images/s")
+    print_ratio_table(["setting"], {(s or args.preset,): v for (s,), v in best.items()}, "training images/s")
+
 
 if __name__ == "__main__":
     main()

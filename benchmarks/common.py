@@ -12,8 +12,11 @@ DEFAULT_ZIP = REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"
 
 
 def add_data_arguments(parser):
-    parser.add_argument("--zip", default=os.environ.get("TINY_IMAGENET_ZIP", DEFAULT_ZIP),
-                        help="the Tiny ImageNet zip (default: $TINY_IMAGENET_ZIP)")
+    parser.add_argument(
+        "--zip",
+        default=os.environ.get("TINY_IMAGENET_ZIP", DEFAULT_ZIP),
+        help="the Tiny ImageNet zip (default: $TINY_IMAGENET_ZIP)",
+    )
     parser.add_argument("--data", default=None, help="an extracted Tiny ImageNet folder instead of --zip")
 
 

@@ -6,9 +6,22 @@ from .reorganise import flatten_train, reorganise_val
 from .subset import counts_table, make_folds, make_subset, plan_subset
 from .synthetic import make_synthetic
 
-__all__ = ["OFFICIAL_URL", "HashMismatchError", "download", "extract", "check", "summary_table",
-           "reorganise_val", "flatten_train", "make_subset", "plan_subset", "counts_table", "make_synthetic",
-           "dataset_root", "make_folds"]
+__all__ = [
+    "OFFICIAL_URL",
+    "HashMismatchError",
+    "check",
+    "counts_table",
+    "dataset_root",
+    "download",
+    "extract",
+    "flatten_train",
+    "make_folds",
+    "make_subset",
+    "make_synthetic",
+    "plan_subset",
+    "reorganise_val",
+    "summary_table",
+]
 
 
 def dataset_root(data_dir="data", quick=False, source=OFFICIAL_URL, sha256=None):

@@ -8,8 +8,18 @@ import sys
 
 from alexnet_tf.tiny_imagenet import DataFormatError
 
-from . import (OFFICIAL_URL, HashMismatchError, check, download, extract, flatten_train, make_subset,
-               make_synthetic, reorganise_val, summary_table)
+from . import (
+    OFFICIAL_URL,
+    HashMismatchError,
+    check,
+    download,
+    extract,
+    flatten_train,
+    make_subset,
+    make_synthetic,
+    reorganise_val,
+    summary_table,
+)
 from .extract import UndecodableImages
 from .subset import counts_table
 

@@ -91,11 +91,13 @@ def _fetch(url, part: Path, progress: bool, desc: str) -> None:
         response.raise_for_status()
         total = int(response.headers.get("content-length", 0)) or None
         written = 0
-        with open(part, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=desc,
-                                         disable=not progress) as bar:
+        with (
+            open(part, "wb") as f,
+            tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar,
+        ):
             for block in response.iter_content(1 << 20):
                 f.write(block)
                 written += len(block)
                 bar.update(len(block))
     if total is not None and written != total:
-        raise IOError(f"download of {url} stopped after {written} of {total} bytes; run it again")
+        raise OSError(f"download of {url} stopped after {written} of {total} bytes; run it again")

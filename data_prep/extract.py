@@ -19,18 +19,20 @@ _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 def dataset_folder(zip_path, names) -> str:
     """The folder inside the zip that holds wnids.txt (e.g. "tiny-imagenet-200", or
     "outer/tiny-imagenet-200" one level deeper); an error naming the zip unless exactly one."""
-    found = sorted(n[: -len("/wnids.txt")] for n in names
-                   if n.endswith("/wnids.txt") and not n.startswith("__MACOSX/"))
+    found = sorted(n[: -len("/wnids.txt")] for n in names if n.endswith("/wnids.txt") and not n.startswith("__MACOSX/"))
     if "wnids.txt" in names:
         raise tiny_imagenet.DataFormatError(
             f"{zip_path} holds wnids.txt at its top level: zip the dataset folder itself "
-            f"(tiny-imagenet-200/ with wnids.txt inside)")
+            f"(tiny-imagenet-200/ with wnids.txt inside)"
+        )
     if not found:
         raise tiny_imagenet.DataFormatError(
-            f"{zip_path} holds no wnids.txt: it is not a Tiny ImageNet zip; download tiny-imagenet-200.zip again")
+            f"{zip_path} holds no wnids.txt: it is not a Tiny ImageNet zip; download tiny-imagenet-200.zip again"
+        )
     if len(found) > 1:
         raise tiny_imagenet.DataFormatError(
-            f"{zip_path} holds {len(found)} dataset folders ({', '.join(found[:5])}); it should hold one")
+            f"{zip_path} holds {len(found)} dataset folders ({', '.join(found[:5])}); it should hold one"
+        )
     return found[0]
 
 
@@ -55,8 +57,12 @@ SOURCE_RECORD = ".source.json"  # inside an extracted folder: the zip it came fr
 
 def _zip_identity(zip_path: Path, sha256=None) -> dict:
     st = zip_path.stat()
-    return {"zip": str(zip_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "sha256": sha256 or file_sha256(zip_path)}
+    return {
+        "zip": str(zip_path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "sha256": sha256 or file_sha256(zip_path),
+    }
 
 
 def _extracted_from(root: Path, zip_path: Path) -> bool:
@@ -109,7 +115,8 @@ def extract(zip_path, out_dir="data") -> Path:
                 shutil.rmtree(tmp, ignore_errors=True)
     except _ZIP_ERRORS as err:
         raise tiny_imagenet.DataFormatError(
-            f"{zip_path} is not a complete zip file ({err}); download it again") from None
+            f"{zip_path} is not a complete zip file ({err}); download it again"
+        ) from None
     return root
 
 
@@ -125,15 +132,19 @@ class UndecodableImages(tiny_imagenet.DataFormatError):
 
     def __init__(self, root, failures, total):
         self.failures = failures
-        super().__init__(f"{len(failures)} of {total} images in {root} do not decode; "
-                         f"re-extract the dataset or remove those files")
+        super().__init__(
+            f"{len(failures)} of {total} images in {root} do not decode; re-extract the dataset or remove those files"
+        )
 
 
 def dataset_images(root) -> list[Path]:
     """The dataset's own image files (train, val/images, test/images), not reorganised copies."""
     root = Path(root)
-    files = [f for w in sorted(tiny_imagenet.read_wnids(root))
-             for f in tiny_imagenet.list_images(root / "train" / w / "images")]
+    files = [
+        f
+        for w in sorted(tiny_imagenet.read_wnids(root))
+        for f in tiny_imagenet.list_images(root / "train" / w / "images")
+    ]
     for split in ("val", "test"):
         if (root / split / "images").is_dir():
             files += tiny_imagenet.list_images(root / split / "images")

@@ -35,8 +35,8 @@ def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> in
         expected = sorted(p.name for p in groups[name])
         if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:
             raise tiny_imagenet.DataFormatError(
-                f"{target} exists but does not hold the expected {len(expected)} images; "
-                f"move it aside and run again")
+                f"{target} exists but does not hold the expected {len(expected)} images; move it aside and run again"
+            )
     return made
 
 

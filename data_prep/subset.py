@@ -25,8 +25,10 @@ def _class_count(spec: str) -> int:
     """The N of "first:N" / "random:N"; an error naming the whole spec if N is not a number."""
     text = spec.split(":", 1)[1].strip()
     if not text.isdigit():
-        raise ValueError(f"classes {spec!r}: {text!r} is not a number of classes; "
-                         f"write e.g. first:10, random:10 or comma-separated wnids")
+        raise ValueError(
+            f"classes {spec!r}: {text!r} is not a number of classes; "
+            f"write e.g. first:10, random:10 or comma-separated wnids"
+        )
     return int(text)
 
 
@@ -47,7 +49,7 @@ def choose_classes(root, spec, seed=0) -> list[str]:
 
 
 def parse_split(split) -> dict[str, int] | None:
-    """"400/50/50" -> {"train": 400, "val": 50, "test": 50}; None keeps the dataset's own val."""
+    """ "400/50/50" -> {"train": 400, "val": 50, "test": 50}; None keeps the dataset's own val."""
     if split is None:
         return None
     parts = [v.strip() for v in str(split).split("/")]
@@ -72,7 +74,7 @@ def plan_subset(root, classes="first:10", images_per_class=None, split=None, see
             members = [f for f, label in zip(files, labels) if label == y]
             start = 0
             for name, count in per_split.items():
-                rows += [(f, wnid, y, name) for f in members[start:start + count]]
+                rows += [(f, wnid, y, name) for f in members[start : start + count]]
                 start += count
     else:
         for name in ("train", "val"):
@@ -80,8 +82,17 @@ def plan_subset(root, classes="first:10", images_per_class=None, split=None, see
                 continue
             files, labels, _ = select_files(root, name, wnids, images_per_class if name == "train" else None, seed)
             rows += [(f, wnids[y], int(y), name) for f, y in zip(files, labels)]
-    return [{"file": f"{s}/{w}/{Path(f).name}", "wnid": w, "class_index": y, "words": words[w], "split": s,
-             "source": str(Path(f).relative_to(root))} for f, w, y, s in rows]
+    return [
+        {
+            "file": f"{s}/{w}/{Path(f).name}",
+            "wnid": w,
+            "class_index": y,
+            "words": words[w],
+            "split": s,
+            "source": str(Path(f).relative_to(root)),
+        }
+        for f, w, y, s in rows
+    ]
 
 
 def _manifest_text(rows) -> str:
@@ -150,9 +161,17 @@ def make_folds(root, out_dir, k=3, classes="first:10", images_per_class=100, see
     fold_of[order] = np.arange(len(files)) % k
     folders = []
     for fold in range(k):
-        rows = [{"file": f"{'val' if fold_of[i] == fold else 'train'}/{wnids[y]}/{Path(f).name}", "wnid": wnids[y],
-                 "class_index": int(y), "words": words[wnids[y]], "split": "val" if fold_of[i] == fold else "train",
-                 "source": str(Path(f).relative_to(root))} for i, (f, y) in enumerate(zip(files, labels))]
+        rows = [
+            {
+                "file": f"{'val' if fold_of[i] == fold else 'train'}/{wnids[y]}/{Path(f).name}",
+                "wnid": wnids[y],
+                "class_index": int(y),
+                "words": words[wnids[y]],
+                "split": "val" if fold_of[i] == fold else "train",
+                "source": str(Path(f).relative_to(root)),
+            }
+            for i, (f, y) in enumerate(zip(files, labels))
+        ]
         target = out_dir / f"fold{fold}"
         manifest = _manifest_text(rows)
         if not target.exists():

@@ -15,8 +15,18 @@ from PIL import Image, ImageDraw
 
 from .fsutil import atomic_dir, remove_stale_temps
 
-PATTERNS = ["circle", "square", "triangle", "ring", "cross",
-            "horizontal stripes", "vertical stripes", "checkerboard", "diagonal stripes", "dots"]
+PATTERNS = [
+    "circle",
+    "square",
+    "triangle",
+    "ring",
+    "cross",
+    "horizontal stripes",
+    "vertical stripes",
+    "checkerboard",
+    "diagonal stripes",
+    "dots",
+]
 
 
 def _colours(rng):
@@ -71,16 +81,26 @@ def draw_pattern(pattern: str, rng, size=64) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), box
 
 
-def make_synthetic(out_dir, classes=10, train_per_class=200, val_per_class=50, test_images=50,
-                   image_size=64, grayscale_fraction=0.02, seed=0) -> Path:
+def make_synthetic(
+    out_dir,
+    classes=10,
+    train_per_class=200,
+    val_per_class=50,
+    test_images=50,
+    image_size=64,
+    grayscale_fraction=0.02,
+    seed=0,
+) -> Path:
     """Write ``<out_dir>/synthetic-tiny-imagenet`` (if absent) and return its path.
 
     Two processes asking for it at once both get the one finished folder."""
     if not 1 <= classes <= len(PATTERNS):
         raise ValueError(f"classes={classes}: the synthetic set has 1..{len(PATTERNS)} classes")
     if train_per_class < 1 or val_per_class < 0 or test_images < 0:
-        raise ValueError(f"train_per_class={train_per_class}, val_per_class={val_per_class}, "
-                         f"test_images={test_images}: need at least 1 train image per class and no negative counts")
+        raise ValueError(
+            f"train_per_class={train_per_class}, val_per_class={val_per_class}, "
+            f"test_images={test_images}: need at least 1 train image per class and no negative counts"
+        )
     root = Path(out_dir) / "synthetic-tiny-imagenet"
     remove_stale_temps(root.parent)  # what an interrupted run left, even if another finished since
     if (root / "wnids.txt").is_file():

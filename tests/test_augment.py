@@ -2,12 +2,28 @@ import keras
 import numpy as np
 import pytest
 
-from alexnet_tf.augment import (AugmentConfig, RandomAffine, affine_warp, augmentation_figure, augmented_batches,
-                                batch_mixing, degrees_to_turns, fast_augmenter, image_data_generator,
-                                turns_to_degrees)
+from alexnet_tf.augment import (
+    AugmentConfig,
+    RandomAffine,
+    affine_warp,
+    augmentation_figure,
+    augmented_batches,
+    batch_mixing,
+    degrees_to_turns,
+    fast_augmenter,
+    image_data_generator,
+    turns_to_degrees,
+)
 from alexnet_tf.data import load_dataset
 
-OFF = dict(rotation_degrees=0, width_shift=0, height_shift=0, shear_degrees=0, zoom=0, horizontal_flip=False)
+OFF = {
+    "rotation_degrees": 0,
+    "width_shift": 0,
+    "height_shift": 0,
+    "shear_degrees": 0,
+    "zoom": 0,
+    "horizontal_flip": False,
+}
 
 
 def images(n=8, seed=0):

@@ -66,8 +66,13 @@ print("RESULT " + json.dumps({
 def test_quick_preset_trains_resumes_and_reloads_without_tensorflow(backend, synthetic_root, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (requirements.txt installs jax; torch is optional)")
-    out = subprocess.run([sys.executable, "-c", SCRIPT, backend, str(synthetic_root), str(tmp_path)],
-                         capture_output=True, text=True, cwd=REPO, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, backend, str(synthetic_root), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert result["backend"] == backend and result["tensorflow_loaded"] is False
@@ -76,8 +81,16 @@ def test_quick_preset_trains_resumes_and_reloads_without_tensorflow(backend, syn
     # Same data order and random numbers after the resume as without the kill: the same curves.
     assert result["resume_gap"] < 1e-5
     assert result["reload_predicts_the_same"]
-    for name in ("config.json", "manifest.csv", "history.csv", "metrics.json", "model.keras", "best.keras",
-                 "per_class_val.csv", "figures"):
+    for name in (
+        "config.json",
+        "manifest.csv",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "best.keras",
+        "per_class_val.csv",
+        "figures",
+    ):
         assert name in result["files"]
     assert "backup" not in result["files"]
     metrics = json.loads((tmp_path / result["run_dir"] / "metrics.json").read_text())

@@ -17,8 +17,7 @@ from PIL import Image
 from alexnet_tf import tiny_imagenet
 from alexnet_tf.data import decode_image, load_dataset, select_files
 from alexnet_tf.tiny_imagenet import DataFormatError
-from data_prep import check, download, extract, make_subset, make_synthetic, reorganise_val
-from data_prep import fsutil
+from data_prep import check, download, extract, fsutil, make_subset, make_synthetic, reorganise_val
 from data_prep.__main__ import main as cli
 from data_prep.download import file_sha256
 
@@ -27,8 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tree_hashes(root):
     """sha256 of every file under ``root``: proof that nothing the user had was changed."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
 
 
 def copy_tree(src, dst):
@@ -54,8 +56,9 @@ def dead_pid():
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
     """A tiny synthetic dataset, cheap to zip, copy and rebuild."""
-    return make_synthetic(tmp_path_factory.mktemp("small"), classes=3, train_per_class=4, val_per_class=2,
-                          test_images=2)
+    return make_synthetic(
+        tmp_path_factory.mktemp("small"), classes=3, train_per_class=4, val_per_class=2, test_images=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +94,11 @@ def test_data_prep_steps_refuse_val_without_annotations(synthetic_root, tmp_path
     missing = str(root / "val" / "val_annotations.txt")
     with pytest.raises(DataFormatError, match=MISSING_ANNOTATIONS):
         make_subset(root, tmp_path / "s", classes="first:2")
-    for argv in (["subset", str(root), "--out", str(tmp_path / "s"), "--classes", "first:2"],
-                 ["reorganise", str(root)], ["check", str(root)]):
+    for argv in (
+        ["subset", str(root), "--out", str(tmp_path / "s"), "--classes", "first:2"],
+        ["reorganise", str(root)],
+        ["check", str(root)],
+    ):
         assert cli(argv) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and missing in err and "Traceback" not in err
@@ -134,6 +140,7 @@ def test_flat_images_outside_test_are_not_labels(tmp_path):
 
 # --- download checks what it got --------------------------------------------------------------
 
+
 def _bad_copy(good_zip, kind, path):
     data = good_zip.read_bytes()
     if kind == "half":
@@ -146,9 +153,10 @@ def _bad_copy(good_zip, kind, path):
     return path
 
 
-@pytest.mark.parametrize("kind, message", [("half", "is not a complete zip file"),
-                                           ("text", "is not a complete zip file"),
-                                           ("other", "holds no wnids.txt")])
+@pytest.mark.parametrize(
+    "kind, message",
+    [("half", "is not a complete zip file"), ("text", "is not a complete zip file"), ("other", "holds no wnids.txt")],
+)
 def test_download_refuses_a_bad_zip_and_keeps_nothing(good_zip, tmp_path, capsys, kind, message):
     (tmp_path / "src").mkdir()
     source = _bad_copy(good_zip, kind, tmp_path / "src" / "tiny-imagenet-200.zip")
@@ -165,7 +173,7 @@ def test_download_refuses_a_member_that_fails_its_crc(small_root, tmp_path):
     source = tmp_path / "src" / "tiny-imagenet-200.zip"
     source.parent.mkdir()
     zip_folder(small_root, source)  # stored, not deflated: the member's bytes sit in the zip as they are
-    member = sorted(small_root.rglob("*.JPEG"))[0].read_bytes()
+    member = min(small_root.rglob("*.JPEG")).read_bytes()
     data = bytearray(source.read_bytes())
     at = data.find(member) + len(member) // 2
     data[at] ^= 0xFF
@@ -209,6 +217,7 @@ def test_download_of_a_bad_file_onto_itself_is_an_error_and_keeps_it(good_zip, t
 
 # --- interrupted steps, folder modes, odd zips, odd images ----------------------------------
 
+
 def test_stale_temps_are_removed_and_live_ones_kept(small_root, good_zip, tmp_path):
     gone = dead_pid()
     folder = tmp_path / "data"
@@ -219,9 +228,12 @@ def test_stale_temps_are_removed_and_live_ones_kept(small_root, good_zip, tmp_pa
         for name in kept:
             (folder / name).mkdir()
         (folder / "tiny-imagenet-200.zip.part").write_bytes(b"partial")  # what an older version left
-        for step in (lambda: download(good_zip, folder), lambda: extract(good_zip, folder),
-                     lambda: make_subset(small_root, folder / "sub", classes="first:2"),
-                     lambda: make_synthetic(folder, classes=2, train_per_class=2, val_per_class=1, test_images=1)):
+        for step in (
+            lambda: download(good_zip, folder),
+            lambda: extract(good_zip, folder),
+            lambda: make_subset(small_root, folder / "sub", classes="first:2"),
+            lambda: make_synthetic(folder, classes=2, train_per_class=2, val_per_class=1, test_images=1),
+        ):
             (folder / fsutil.temp_name("extract", pid=gone) / "half").mkdir(parents=True)
             (folder / fsutil.temp_name("tiny-imagenet-200.zip", ".part", pid=gone)).write_bytes(b"partial")
             step()
@@ -317,14 +329,20 @@ def test_check_decode_lists_twenty_and_counts_the_rest(synthetic_root, tmp_path,
 
 
 def test_closed_pipe_ends_quietly(small_root):
-    proc = subprocess.Popen([sys.executable, "-m", "data_prep", "check", str(small_root)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "data_prep", "check", str(small_root)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()  # like "| head -1" that has already gone
     err = proc.stderr.read()
     assert proc.wait() in (0, 141) and err == ""
 
 
 # --- processes sharing a data folder --------------------------------------------------------
+
 
 def test_extract_when_another_process_finishes_first(good_zip, tmp_path, monkeypatch):
     out = tmp_path / "x"
@@ -378,8 +396,16 @@ def test_two_processes_share_one_data_folder(synthetic_root, tmp_path):
     zip_path = zip_folder(synthetic_root, tmp_path / "tiny.zip")
     go = tmp_path / "go"
     argv = [["extract", str(tmp_path / "x"), str(zip_path)]] * 2 + [["synthetic", str(tmp_path / "s")]] * 2
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(go), *a], cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for a in argv]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(go), *a],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for a in argv
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     go.touch()  # all start at once
@@ -395,18 +421,25 @@ def test_two_processes_share_one_data_folder(synthetic_root, tmp_path):
 
 # --- every user error is one line ----------------------------------------------------------
 
-@pytest.mark.parametrize("argv, expected", [
-    (["subset", "{root}", "--out", "{out}", "--classes", "2", "--split", "abc"], "split 'abc' must be 'train/val/test'"),
-    (["subset", "{root}", "--out", "{out}", "--classes", "random:x"], "classes 'random:x': 'x' is not a number"),
-    (["subset", "{root}", "--out", "{out}", "--classes", "first:"], "classes 'first:': '' is not a number"),
-    (["subset", "{root}", "--out", "{out}", "--classes", ","], "classes is empty"),
-    (["subset", "{file}", "--out", "{out}"], "{file} is a file, not a folder"),
-    (["check", "{file}"], "{file} is a file, not a folder"),
-    (["reorganise", "{file}"], "{file} is a file, not a folder"),
-    (["extract", "{file}", "--out", "{out}"], "{file} is not a complete zip file"),
-    (["download", "--source", "{zip}", "--out", "{out}", "--sha256", "xyz"], "sha256 'xyz' is not a sha256 hash"),
-    (["synthetic", "--out", "{out}", "--train-per-class", "0"], "train_per_class=0"),
-])
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["subset", "{root}", "--out", "{out}", "--classes", "2", "--split", "abc"],
+            "split 'abc' must be 'train/val/test'",
+        ),
+        (["subset", "{root}", "--out", "{out}", "--classes", "random:x"], "classes 'random:x': 'x' is not a number"),
+        (["subset", "{root}", "--out", "{out}", "--classes", "first:"], "classes 'first:': '' is not a number"),
+        (["subset", "{root}", "--out", "{out}", "--classes", ","], "classes is empty"),
+        (["subset", "{file}", "--out", "{out}"], "{file} is a file, not a folder"),
+        (["check", "{file}"], "{file} is a file, not a folder"),
+        (["reorganise", "{file}"], "{file} is a file, not a folder"),
+        (["extract", "{file}", "--out", "{out}"], "{file} is not a complete zip file"),
+        (["download", "--source", "{zip}", "--out", "{out}", "--sha256", "xyz"], "sha256 'xyz' is not a sha256 hash"),
+        (["synthetic", "--out", "{out}", "--train-per-class", "0"], "train_per_class=0"),
+    ],
+)
 def test_cli_user_errors_are_one_line(small_root, good_zip, tmp_path, capsys, argv, expected):
     note = tmp_path / "notes.txt"
     note.write_text("not a dataset")
@@ -420,7 +453,11 @@ def test_cli_user_errors_are_one_line(small_root, good_zip, tmp_path, capsys, ar
 def test_module_exits_1_with_one_line(tmp_path):
     note = tmp_path / "notes.txt"
     note.write_text("not a dataset")
-    proc = subprocess.run([sys.executable, "-m", "data_prep", "check", str(note)], cwd=REPO, capture_output=True,
-                          text=True)
-    assert proc.returncode == 1 and proc.stderr == f"error: {note} is a file, not a folder: give the extracted " \
-                                                   f"dataset folder, e.g. data/tiny-imagenet-200\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_prep", "check", str(note)], cwd=REPO, capture_output=True, text=True
+    )
+    assert (
+        proc.returncode == 1
+        and proc.stderr
+        == f"error: {note} is a file, not a folder: give the extracted dataset folder, e.g. data/tiny-imagenet-200\n"
+    )

@@ -14,7 +14,7 @@ from alexnet_tf.cli import build_parser, parse_classes
 from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.tiny_imagenet import DataFormatError
-from alexnet_tf.training import evaluate_saved, train
+from alexnet_tf.training import train
 from conftest import REPO
 
 
@@ -31,17 +31,21 @@ def cli(args, capsys):
 
 # --- config files and options -----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def finished_run(synthetic_root, tmp_path_factory):
     result = train(tiny(synthetic_root, tmp_path_factory.mktemp("runs")), verbose=0)
     return result.run_dir
 
 
-@pytest.mark.parametrize("edit,names", [
-    ({"learning_rat": 0.1}, ["learning_rat"]),  # an unknown key (a typo, or another version's setting)
-    ({"epochs": "ten"}, ["epochs", "'ten'"]),  # a wrong type
-    ({"classes": [1, 2], "images_per_class": "8"}, ["images_per_class"]),
-])
+@pytest.mark.parametrize(
+    "edit,names",
+    [
+        ({"learning_rat": 0.1}, ["learning_rat"]),  # an unknown key (a typo, or another version's setting)
+        ({"epochs": "ten"}, ["epochs", "'ten'"]),  # a wrong type
+        ({"classes": [1, 2], "images_per_class": "8"}, ["images_per_class"]),
+    ],
+)
 def test_hand_edited_config_json_is_named_with_its_key(finished_run, tmp_path, capsys, edit, names):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
@@ -61,10 +65,17 @@ def test_config_json_that_is_not_json(finished_run, tmp_path, capsys):
     assert code == 1 and "config.json is not valid JSON" in err
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("10", 10), ("first:2", 2), ("random:3", "random:3"), ("n01443537", ["n01443537"]),
-    ("n01443537,n01629819", ["n01443537", "n01629819"]), ("none", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("10", 10),
+        ("first:2", 2),
+        ("random:3", "random:3"),
+        ("n01443537", ["n01443537"]),
+        ("n01443537,n01629819", ["n01443537", "n01629819"]),
+        ("none", None),
+    ],
+)
 def test_classes_option_takes_the_subset_grammar(text, expected):
     assert parse_classes(text) == expected
 
@@ -73,15 +84,21 @@ def test_train_options_override_and_unset_the_preset():
     parser = build_parser()
     from alexnet_tf.cli import config_from_args
 
-    config = config_from_args(parser.parse_args(["train", "--preset", "quick", "--classes", "first:2",
-                                             "--images-per-class", "none"]))
+    config = config_from_args(
+        parser.parse_args(["train", "--preset", "quick", "--classes", "first:2", "--images-per-class", "none"])
+    )
     assert config.classes == 2 and config.images_per_class is None  # quick's 60 is unset
-    config = config_from_args(parser.parse_args(["train", "--preset", "quick", "--classes", "syn003",
-                                             "--mixing", "none", "--jit-compile", "off"]))
+    config = config_from_args(
+        parser.parse_args(
+            ["train", "--preset", "quick", "--classes", "syn003", "--mixing", "none", "--jit-compile", "off"]
+        )
+    )
     assert config.classes == ["syn003"] and config.mixing is None and config.jit_compile is False
     assert config_from_args(parser.parse_args(["train", "--preset", "quick"])).images_per_class == 60
     # --augment names some settings; the preset's others stay (tiny10 pads and crops by 4 pixels)
-    config = config_from_args(parser.parse_args(["train", "--preset", "tiny10", "--augment", '{"rotation_degrees": 5}']))
+    config = config_from_args(
+        parser.parse_args(["train", "--preset", "tiny10", "--augment", '{"rotation_degrees": 5}'])
+    )
     assert config.augment.rotation_degrees == 5 and config.augment.crop_padding == 4
 
 
@@ -89,8 +106,19 @@ def test_train_classes_by_name_and_first_n(synthetic_root, tmp_path, capsys):
     import pandas as pd
 
     wnids = sorted(p.name for p in (synthetic_root / "train").iterdir())
-    base = ["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path, "--epochs", "1",
-            "--images-per-class", "8"]
+    base = [
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        synthetic_root,
+        "--runs-dir",
+        tmp_path,
+        "--epochs",
+        "1",
+        "--images-per-class",
+        "8",
+    ]
     for spec, expected in ((f"{wnids[3]},{wnids[5]}", [wnids[3], wnids[5]]), ("first:2", wnids[:2])):
         code, _, err = cli(base + ["--classes", spec], capsys)
         assert code == 0, err
@@ -124,9 +152,25 @@ def test_help_gives_every_option_a_text_and_its_default():
 
 # --- diverged runs and run names --------------------------------------------------------------
 
+
 def test_diverged_run_keeps_no_unusable_model_and_the_retry_is_not_refused(synthetic_root, tmp_path, capsys):
-    args = ["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path, "--epochs", "2",
-            "--images-per-class", "8", "--optimizer", "sgd", "--schedule", "constant"]
+    args = [
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        synthetic_root,
+        "--runs-dir",
+        tmp_path,
+        "--epochs",
+        "2",
+        "--images-per-class",
+        "8",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+    ]
     code, _, err = cli(args + ["--learning-rate", "1e12"], capsys)
     assert code == 1 and "diverged" in err and "--learning-rate" in err
     for path in tmp_path.glob("*/*.keras"):  # anything kept must be usable
@@ -148,14 +192,23 @@ def test_run_names_tell_configs_apart(tmp_path):
 def test_a_named_folder_with_another_config_says_what_differs(finished_run, synthetic_root):
     config = TrainConfig.from_json((finished_run / "config.json").read_text())
     with pytest.raises(FileExistsError, match=r"dropout: 0\.5 -> 0\.3.*--name"):
-        train(config.replace(dropout=0.3, precision="auto", jit_compile=None, name=finished_run.name,
-                             runs_dir=str(finished_run.parent)), verbose=0)
+        train(
+            config.replace(
+                dropout=0.3,
+                precision="auto",
+                jit_compile=None,
+                name=finished_run.name,
+                runs_dir=str(finished_run.parent),
+            ),
+            verbose=0,
+        )
 
 
 # --- folders that cannot be written, splits without labels ------------------------------------
 
+
 def test_unwritable_runs_folder_fails_before_any_decoding(synthetic_root, tmp_path, monkeypatch, capsys):
-    import alexnet_tf.data as data
+    from alexnet_tf import data
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("images were decoded before the runs folder was checked")
@@ -163,14 +216,13 @@ def test_unwritable_runs_folder_fails_before_any_decoding(synthetic_root, tmp_pa
     monkeypatch.setattr(data, "load_images", no_decoding)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", blocker / "runs"],
-                       capsys)
+    code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", blocker / "runs"], capsys)
     assert code == 1 and "cannot write to" in err and str(blocker) in err
 
 
 def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_run, monkeypatch, capsys):
-    import alexnet_tf.training as training
-    import data_prep.fsutil as fsutil
+    from alexnet_tf import training
+    from data_prep import fsutil
 
     def read_only(folder):
         raise PermissionError(f"cannot write to {folder} ([Errno 30] Read-only file system)")
@@ -185,7 +237,7 @@ def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_r
 
 
 def test_unlabelled_validation_split_is_refused_before_training(synthetic_root, tmp_path, monkeypatch):
-    import alexnet_tf.training as training
+    from alexnet_tf import training
 
     monkeypatch.setattr(training, "build_model", lambda *a, **k: pytest.fail("a model was built"))
     with pytest.raises(DataFormatError, match="has no labels"):
@@ -198,7 +250,7 @@ def test_evaluate_test_split_on_a_folder_holding_only_test_images(finished_run, 
     shutil.copytree(synthetic_root / "test", only_test / "test")
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
-    code, out, err = cli(["evaluate", run, "--split", "test", "--data", only_test], capsys)
+    code, _out, err = cli(["evaluate", run, "--split", "test", "--data", only_test], capsys)
     assert code == 0, err
     assert len((run / "predictions_test.csv").read_text().splitlines()) == 1 + 20
     code, _, err = cli(["evaluate", run, "--split", "val", "--data", only_test], capsys)
@@ -206,6 +258,7 @@ def test_evaluate_test_split_on_a_folder_holding_only_test_images(finished_run, 
 
 
 # --- loading saved models, log lines -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("imports", ["import alexnet_tf, keras", "import keras, alexnet_tf"])
 def test_import_alexnet_tf_is_enough_to_load_a_saved_model(finished_run, imports):
@@ -216,11 +269,17 @@ def test_import_alexnet_tf_is_enough_to_load_a_saved_model(finished_run, imports
 
 def test_cpu_machine_prints_no_cuda_errors(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    out = subprocess.run([sys.executable, "-m", "alexnet_tf", "evaluate", str(tmp_path / "nothing")],
-                         capture_output=True, text=True, cwd=REPO, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "alexnet_tf", "evaluate", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     assert out.returncode == 1
-    assert out.stderr.splitlines() == [f"error: {tmp_path / 'nothing' / 'model.keras'} not found: is "
-                                       f"{tmp_path / 'nothing'} a finished run folder?"]
+    assert out.stderr.splitlines() == [
+        (f"error: {tmp_path / 'nothing' / 'model.keras'} not found: is {tmp_path / 'nothing'} a finished run folder?")
+    ]
 
 
 def test_multiworker_is_refused_with_the_reason(capsys):

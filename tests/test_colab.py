@@ -30,7 +30,9 @@ def test_modules_replaced_after_loading_call_for_a_restart(monkeypatch):
 
     assert colab_setup.stale_modules() == []
     monkeypatch.setattr(numpy, "__version__", "1.0.0")
-    assert colab_setup.stale_modules() == [f"numpy 1.0.0 -> {__import__('importlib.metadata').metadata.version('numpy')}"]
+    assert colab_setup.stale_modules() == [
+        f"numpy 1.0.0 -> {__import__('importlib.metadata').metadata.version('numpy')}"
+    ]
 
 
 def test_in_colab_data_and_runs_go_to_drive_on_request(tmp_path, monkeypatch, capsys):
@@ -51,8 +53,9 @@ def test_notebooks_open_on_a_gpu_and_install_from_one_address(path):
     assert notebook["metadata"]["accelerator"] == "GPU"
     assert notebook["metadata"]["colab"]["gpuType"] == "T4"
     setup = "".join(next(c for c in notebook["cells"] if c["cell_type"] == "code")["source"])
-    first = "".join(next(c for c in json.loads(NOTEBOOKS[0].read_text())["cells"]
-                         if c["cell_type"] == "code")["source"])
+    first = "".join(
+        next(c for c in json.loads(NOTEBOOKS[0].read_text())["cells"] if c["cell_type"] == "code")["source"]
+    )
     assert f'REPO_URL = "{colab_setup.REPO_URL}"' in setup and setup == first  # one set-up cell everywhere
     assert '"pip", "install"' in setup
 

@@ -27,8 +27,10 @@ def old_code(tmp_path_factory):
         pytest.fail(f"commit {BEFORE_RUN_FOLDER} is missing: fetch the whole history (git fetch --unshallow)")
     out = tmp_path_factory.mktemp("old-code")
     archive = out / "code.tar"
-    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), BEFORE_RUN_FOLDER, "alexnet_tf",
-                    "data_prep"], check=True)
+    subprocess.run(
+        ["git", "-C", str(REPO), "archive", "-o", str(archive), BEFORE_RUN_FOLDER, "alexnet_tf", "data_prep"],
+        check=True,
+    )
     with tarfile.open(archive) as tar:
         tar.extractall(out, filter="data")
     return out
@@ -54,8 +56,16 @@ def run_old(old_code, config, stop_after=None):
 
 
 def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synthetic_root, tmp_path):
-    config = TrainConfig(data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=2, images_per_class=8,
-                         batch_size=32, optimizer="adam", learning_rate=1e-3, name="old-run")
+    config = TrainConfig(
+        data=str(synthetic_root),
+        runs_dir=str(tmp_path / "runs"),
+        epochs=2,
+        images_per_class=8,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        name="old-run",
+    )
     out = run_old(old_code, config, stop_after=1)
     assert out.returncode == 3, out.stderr[-2000:]
     run_dir = tmp_path / "runs" / "old-run"
@@ -70,8 +80,15 @@ def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synt
 
 
 def test_a_finished_run_of_the_old_code_loads_and_evaluates(old_code, synthetic_root, tmp_path):
-    config = TrainConfig(data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=1, images_per_class=8,
-                         batch_size=32, optimizer="adam", learning_rate=1e-3)
+    config = TrainConfig(
+        data=str(synthetic_root),
+        runs_dir=str(tmp_path / "runs"),
+        epochs=1,
+        images_per_class=8,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+    )
     out = run_old(old_code, config)
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = tmp_path / "runs" / config.run_name  # the same name and config hash as the old code gave it

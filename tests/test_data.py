@@ -15,13 +15,13 @@ def test_load_train_shapes_labels_and_order(synthetic_root):
     assert x.shape == (600, 64, 64, 3) and x.dtype == np.uint8
     assert y.dtype == np.int32 and np.bincount(y).tolist() == [60] * 10
     assert names == sorted(tiny_imagenet.read_wnids(synthetic_root))
-    files, labels, _ = select_files(synthetic_root, "train")
+    files, _labels, _ = select_files(synthetic_root, "train")
     assert Path(files[0]).name == "synth0000_0.JPEG" and Path(files[10]).name == "synth0000_10.JPEG"
     assert np.array_equal(x[7], np.asarray(Image.open(files[7]).convert("RGB")))
 
 
 def test_val_labels_follow_annotations(synthetic_root):
-    x, y, names = load_dataset(synthetic_root, "val", classes=3, cache=False)
+    x, _y, names = load_dataset(synthetic_root, "val", classes=3, cache=False)
     truth = {a.file: a.wnid for a in tiny_imagenet.read_val_annotations(synthetic_root)}
     files, labels, _ = select_files(synthetic_root, "val", classes=3)
     assert len(x) == 30 and [names[i] for i in labels] == [truth[Path(f).name] for f in files]
@@ -35,8 +35,9 @@ def test_grayscale_becomes_rgb(tmp_path):
 
 
 def test_images_per_class_and_classes_selection(synthetic_root):
-    x, y, names = load_dataset(synthetic_root, "train", classes=["synth0007", "synth0002"], images_per_class=5,
-                               cache=False)
+    _x, y, names = load_dataset(
+        synthetic_root, "train", classes=["synth0007", "synth0002"], images_per_class=5, cache=False
+    )
     assert names == ["synth0002", "synth0007"] and y.tolist() == [0] * 5 + [1] * 5
     with pytest.raises(ValueError, match=r"images_per_class=61 but class 'synth0000' has only 60"):
         load_dataset(synthetic_root, "train", images_per_class=61)
@@ -55,7 +56,7 @@ def test_junk_files_are_ignored(synthetic_root, tmp_path):
     root = Path(shutil.copytree(synthetic_root, tmp_path / "d"))
     for junk in (".DS_Store", "Thumbs.db", "notes.txt"):
         (root / "train" / "synth0000" / "images" / junk).write_bytes(b"junk")
-    x, y, _ = load_dataset(root, "train", classes=1, cache=False)
+    x, _y, _ = load_dataset(root, "train", classes=1, cache=False)
     assert len(x) == 60
 
 

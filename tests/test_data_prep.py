@@ -11,8 +11,16 @@ import pytest
 
 from alexnet_tf import tiny_imagenet
 from alexnet_tf.tiny_imagenet import DataFormatError
-from data_prep import (HashMismatchError, check, download, extract, flatten_train, make_subset, plan_subset,
-                       reorganise_val)
+from data_prep import (
+    HashMismatchError,
+    check,
+    download,
+    extract,
+    flatten_train,
+    make_subset,
+    plan_subset,
+    reorganise_val,
+)
 from data_prep.__main__ import main as cli
 from data_prep.download import file_sha256
 
@@ -36,6 +44,7 @@ def zip_folder(root, zip_path):
 
 # --- synthetic data -------------------------------------------------------------------------
 
+
 def test_synthetic_layout_checks(synthetic_root):
     summary = check(synthetic_root)
     assert summary["train"] == {"classes": 10, "images": 600, "min_per_class": 60, "max_per_class": 60}
@@ -55,6 +64,7 @@ def test_synthetic_is_deterministic(tmp_path):
 
 
 # --- download -------------------------------------------------------------------------------
+
 
 class _Server:
     """A loopback HTTP server over one folder; ``truncate`` sends only half of each file."""
@@ -122,7 +132,7 @@ def test_download_hash_mismatch_leaves_no_file(served_zip, tmp_path):
 
 def test_truncated_download_leaves_no_file(served_zip, tmp_path):
     folder, name, _ = served_zip
-    with _Server(folder, truncate=True) as url, pytest.raises(Exception):
+    with _Server(folder, truncate=True) as url, pytest.raises(Exception):  # noqa: B017 (a cut stream fails as OSError or as a bad zip, by Python version)
         download(f"{url}/{name}", tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -135,6 +145,7 @@ def test_download_accepts_local_zip_and_is_rerunnable(served_zip, tmp_path):
 
 
 # --- extract and check ----------------------------------------------------------------------
+
 
 def test_truncated_zip_is_a_clear_error(synthetic_root, tmp_path):
     whole = zip_folder(synthetic_root, tmp_path / "whole.zip").read_bytes()
@@ -185,6 +196,7 @@ def test_missing_train_class_folder(synthetic_root, tmp_path):
 
 
 # --- reorganise -----------------------------------------------------------------------------
+
 
 def test_reorganise_val_keeps_originals_and_is_idempotent(synthetic_root, tmp_path):
     root = copy_tree(synthetic_root, tmp_path / "d")
@@ -238,9 +250,10 @@ def test_unwritable_output_folder(synthetic_root, tmp_path):
 
 # --- subset ---------------------------------------------------------------------------------
 
+
 def test_subset_first_n_with_split(synthetic_root, tmp_path):
     out = make_subset(synthetic_root, tmp_path / "s", classes="first:3", split="40/10/10", seed=1)
-    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    rows = list(csv.DictReader((out / "manifest.csv").read_text().splitlines()))
     assert {r["wnid"] for r in rows} == {"synth0000", "synth0001", "synth0002"}
     per = {(r["wnid"], r["split"]) for r in rows}
     assert len(rows) == 180 and len(per) == 9
@@ -279,6 +292,7 @@ def test_cli_help_and_errors(synthetic_root, capsys):
 
 # --- the real zip ---------------------------------------------------------------------------
 
+
 def test_real_check(real_root):
     summary = check(real_root)
     assert summary["train"] == {"classes": 200, "images": 80000, "min_per_class": 400, "max_per_class": 400}
@@ -297,7 +311,7 @@ def test_real_reorganise_val(real_root):
 
 def test_real_tiny10_subset(real_root, tmp_path):
     out = make_subset(real_root, tmp_path / "tiny10", classes="first:10")
-    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    rows = list(csv.DictReader((out / "manifest.csv").read_text().splitlines()))
     wnids = sorted({r["wnid"] for r in rows})
     assert wnids[:3] == ["n01443537", "n01629819", "n01641577"] and wnids[-1] == "n01774750"
     assert sum(r["split"] == "train" for r in rows) == 4000 and sum(r["split"] == "val" for r in rows) == 500

@@ -54,8 +54,10 @@ def jax_env(devices=1, **variables):
 
 def run_processes(commands, envs, timeout=600):
     """Start every command at once (each with its env); wait for all; return (code, stdout, stderr)s."""
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=e)
-             for c, e in zip(commands, envs)]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=e)
+        for c, e in zip(commands, envs)
+    ]
     results = []
     try:
         for p in procs:
@@ -73,9 +75,15 @@ def train_data_parallel(data, runs_dir, processes=1, devices=1):
         envs = [jax_env(devices)]
     else:
         address = f"127.0.0.1:{free_port()}"
-        envs = [jax_env(devices, KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
-                        KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes), KERAS_DISTRIBUTION_PROCESS_ID=str(i))
-                for i in range(processes)]
+        envs = [
+            jax_env(
+                devices,
+                KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+                KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes),
+                KERAS_DISTRIBUTION_PROCESS_ID=str(i),
+            )
+            for i in range(processes)
+        ]
     reports = []
     for code, out, err in run_processes([command] * processes, envs):
         assert code == 0, err[-4000:]
@@ -100,7 +108,8 @@ def test_two_processes_train_one_model(synthetic_root, tmp_path, two_devices):
     # Exactly one run folder, written once: one CSV row an epoch, not one per process.
     [run_dir] = list(tmp_path.iterdir())
     assert {"config.json", "manifest.csv", "history.csv", "model.keras", "best.keras", "metrics.json"} <= {
-        p.name for p in run_dir.iterdir()}
+        p.name for p in run_dir.iterdir()
+    }
     assert not (run_dir / "backup").exists()
     history = pd.read_csv(run_dir / "history.csv")
     # Two replicas either way, fed the same global batches with the same seed: the same sums, and
@@ -132,12 +141,38 @@ def test_two_devices_train_as_one_device_does(synthetic_root, tmp_path, two_devi
 
 def test_killing_every_process_and_starting_again_resumes(synthetic_root, tmp_path):
     port = free_port()
-    command = [sys.executable, "-m", "alexnet_tf", "train", "--preset", "quick", "--epochs", "3", "--data",
-               str(synthetic_root), "--runs-dir", str(tmp_path), "--distribute", "data-parallel",
-               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_tf",
+        "train",
+        "--preset",
+        "quick",
+        "--epochs",
+        "3",
+        "--data",
+        str(synthetic_root),
+        "--runs-dir",
+        str(tmp_path),
+        "--distribute",
+        "data-parallel",
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        "2",
+    ]
     env = jax_env()
-    procs = [subprocess.Popen(command + ["--process-id", str(i)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO, env=env) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            command + ["--process-id", str(i)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
+        for i in range(2)
+    ]
     try:  # kill both as soon as the first epoch is backed up
         deadline = time.time() + 400
         marker = None
@@ -204,9 +239,14 @@ def test_validation_must_split_over_local_devices():
 
 def test_launch_settings_need_data_parallel_on_jax(tmp_path):
     def cli(args, backend="tensorflow", **env):
-        return subprocess.run([sys.executable, "-m", "alexnet_tf", "train", "--runs-dir", str(tmp_path), *args],
-                              capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "KERAS_BACKEND": backend, **env}, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "alexnet_tf", "train", "--runs-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "KERAS_BACKEND": backend, **env},
+            timeout=300,
+        )
 
     out = cli(["--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:1"])
     assert out.returncode == 1 and "are for --distribute data-parallel" in out.stderr
@@ -214,11 +254,19 @@ def test_launch_settings_need_data_parallel_on_jax(tmp_path):
     assert out.returncode == 1 and "set KERAS_BACKEND=jax" in out.stderr
     out = cli(["--distribute", "data-parallel", "--num-processes", "2"], backend="jax")
     assert out.returncode == 1 and "missing: --coordinator HOST:PORT, --process-id I" in out.stderr
-    out = cli(["--distribute", "data-parallel"], backend="jax", KERAS_DISTRIBUTION_NUM_PROCESSES="2",
-              KERAS_DISTRIBUTION_PROCESS_ID="5", KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1")
+    out = cli(
+        ["--distribute", "data-parallel"],
+        backend="jax",
+        KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+        KERAS_DISTRIBUTION_PROCESS_ID="5",
+        KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1",
+    )
     assert out.returncode == 1 and "--process-id 5 must be in 0..1" in out.stderr
-    out = cli(["--distribute", "data-parallel", "--batch-size", "33"], backend="jax",
-              XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = cli(
+        ["--distribute", "data-parallel", "--batch-size", "33"],
+        backend="jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
     assert out.returncode == 1 and "batch_size=33 (the global batch) does not split evenly over 2 devices" in out.stderr
     assert not any(tmp_path.iterdir())  # refused before a run folder was made
 
@@ -231,7 +279,7 @@ def test_readme_launch_recipes_parse():
     from alexnet_tf.cli import build_parser, config_from_args
 
     readme = (REPO / "README.md").read_text()
-    block = re.search(r"### Training on several GPUs or machines.*?```bash\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"### Training on several GPUs or machines.*?```bash\n(.*?)```", readme, re.DOTALL).group(1)
     text = block.replace("\\\n", " ")
     # What the shell and Slurm fill in, for one of the processes.
     text = re.sub(r"\$\(scontrol[^)]*\)", "node1", text)

@@ -13,8 +13,9 @@ from data_prep import make_folds
 
 @pytest.fixture
 def tiny(synthetic_root, tmp_path):
-    return preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=1, images_per_class=6,
-                  batch_size=16)
+    return preset(
+        "quick", data=str(synthetic_root), runs_dir=str(tmp_path / "runs"), epochs=1, images_per_class=6, batch_size=16
+    )
 
 
 def test_folds_partition_the_images(synthetic_root, tmp_path):
@@ -31,7 +32,9 @@ def test_matching_weights_skip_the_classifier(tmp_path):
     source.save(tmp_path / "src.keras")
     target = alexnet_model(num_classes=3, variant="mini")
     assert load_matching_weights(target, tmp_path / "src.keras") == 7  # 5 conv + 2 dense, not the logits
-    np.testing.assert_array_equal(target.get_layer("conv3").get_weights()[0], source.get_layer("conv3").get_weights()[0])
+    np.testing.assert_array_equal(
+        target.get_layer("conv3").get_weights()[0], source.get_layer("conv3").get_weights()[0]
+    )
     source.save_weights(tmp_path / "src.weights.h5")
     again = alexnet_model(num_classes=3, variant="mini")
     assert load_matching_weights(again, tmp_path / "src.weights.h5") > 0
@@ -55,12 +58,16 @@ def test_cross_validate(tiny, synthetic_root, tmp_path):
 def test_transfer_freezes_then_fine_tunes(tiny, synthetic_root):
     classes = dataset_classes(synthetic_root)
     table = transfer(tiny.replace(classes=classes[2:]), tiny.replace(classes=classes[:2]), head_epochs=1)
-    assert list(table["stage"]) == ["pretrain (other classes)", "fine-tune: frozen features",
-                                    "fine-tune: whole network", "target classes from scratch"]
+    assert list(table["stage"]) == [
+        "pretrain (other classes)",
+        "fine-tune: frozen features",
+        "fine-tune: whole network",
+        "target classes from scratch",
+    ]
     runs = dict(zip(table["stage"], table["run"]))
     base = keras.models.load_model(f"{tiny.runs_dir}/{runs['pretrain (other classes)']}/model.keras")
     head = keras.models.load_model(f"{tiny.runs_dir}/{runs['fine-tune: frozen features']}/model.keras")
     full = keras.models.load_model(f"{tiny.runs_dir}/{runs['fine-tune: whole network']}/model.keras")
-    conv = lambda m: m.get_layer("conv2").get_weights()[0]  # noqa: E731
+    conv = lambda m: m.get_layer("conv2").get_weights()[0]
     np.testing.assert_array_equal(conv(head), conv(base))  # frozen in the first stage
     assert not np.array_equal(conv(full), conv(head))  # trained in the second

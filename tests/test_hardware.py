@@ -12,15 +12,18 @@ from alexnet_tf.model import LocalResponseNormalization
 from alexnet_tf.training import train
 
 
-@pytest.mark.parametrize("capability,flags,expected", [
-    ((7, 5), set(), "mixed_float16"),  # T4: fast float16, no fast bfloat16
-    ((8, 0), set(), "mixed_bfloat16"),  # A100
-    ((9, 0), {"avx2"}, "mixed_bfloat16"),  # H100: the GPU decides, not the host CPU
-    (None, {"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),  # a CPU with native bfloat16
-    (None, {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
-    (None, {"avx2", "avx512f"}, "float32"),  # AVX-512 without bf16: bfloat16 would be emulated
-    (None, set(), "float32"),
-])
+@pytest.mark.parametrize(
+    "capability,flags,expected",
+    [
+        ((7, 5), set(), "mixed_float16"),  # T4: fast float16, no fast bfloat16
+        ((8, 0), set(), "mixed_bfloat16"),  # A100
+        ((9, 0), {"avx2"}, "mixed_bfloat16"),  # H100: the GPU decides, not the host CPU
+        (None, {"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),  # a CPU with native bfloat16
+        (None, {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+        (None, {"avx2", "avx512f"}, "float32"),  # AVX-512 without bf16: bfloat16 would be emulated
+        (None, set(), "float32"),
+    ],
+)
 def test_auto_precision_follows_the_hardware(capability, flags, expected):
     assert choose_precision("auto", capability, flags) == expected
 
@@ -66,8 +69,15 @@ def test_lrn_sum_stays_in_range_under_mixed_precision(policy):
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_short_run_under_mixed_precision_ends_finite(synthetic_root, tmp_path, precision):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=2, images_per_class=6,
-                    batch_size=20, precision=precision)
+    config = preset(
+        "quick",
+        data=str(synthetic_root),
+        runs_dir=str(tmp_path),
+        epochs=2,
+        images_per_class=6,
+        batch_size=20,
+        precision=precision,
+    )
     result = train(config, verbose=0)
     assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
     assert json.loads((result.run_dir / "config.json").read_text())["precision"] == precision
@@ -82,7 +92,7 @@ def test_short_run_under_mixed_precision_ends_finite(synthetic_root, tmp_path, p
 
 
 def test_auto_precision_is_recorded_and_kept_on_other_hardware(synthetic_root, tmp_path, monkeypatch):
-    import alexnet_tf.training as training
+    from alexnet_tf import training
 
     config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6)
     result = train(config, verbose=0)

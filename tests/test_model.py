@@ -20,14 +20,19 @@ def paper_lrn(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     out = np.empty_like(a)
     for i in range(channels):
         lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
-        out[..., i] = a[..., i] / (k + alpha * np.square(a[..., lo:hi + 1]).sum(-1)) ** beta
+        out[..., i] = a[..., i] / (k + alpha * np.square(a[..., lo : hi + 1]).sum(-1)) ** beta
     return out
 
 
 @pytest.mark.parametrize("shape", [(2, 7, 7, 16), (3, 5, 5, 96), (1, 4, 4, 3), (2, 6, 6, 1)])
-@pytest.mark.parametrize("params", [dict(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75),
-                                    dict(depth_radius=2, bias=1.0, alpha=2e-5, beta=0.75),
-                                    dict(depth_radius=3, bias=1.0, alpha=1e-3, beta=0.5)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75},
+        {"depth_radius": 2, "bias": 1.0, "alpha": 2e-5, "beta": 0.75},
+        {"depth_radius": 3, "bias": 1.0, "alpha": 1e-3, "beta": 0.5},
+    ],
+)
 def test_lrn_matches_tf_and_the_paper(shape, params):
     x = np.random.default_rng(0).normal(0, 5, shape).astype(np.float32)
     ours = np.asarray(LocalResponseNormalization(**params)(x))
@@ -55,11 +60,14 @@ def test_lrn_under_mixed_precision(policy):
     np.testing.assert_allclose(np.asarray(keras.ops.cast(out, "float32")), expected, rtol=2e-2, atol=2e-2)
 
 
-@pytest.mark.parametrize("variant,classes,params,macs", [
-    ("tiny", 200, 4_337_224, 110_239_744),
-    ("mini", 200, 5_171_656, 142_577_664),
-    ("original", 1000, 62_378_344, 1_135_256_096),
-])
+@pytest.mark.parametrize(
+    "variant,classes,params,macs",
+    [
+        ("tiny", 200, 4_337_224, 110_239_744),
+        ("mini", 200, 5_171_656, 142_577_664),
+        ("original", 1000, 62_378_344, 1_135_256_096),
+    ],
+)
 def test_variant_shapes_and_sizes(variant, classes, params, macs):
     model = alexnet_model(num_classes=classes, variant=variant)
     size = {"original": 227}.get(variant, 64)
@@ -86,8 +94,9 @@ def test_preprocessing_takes_uint8():
     mean, var = channel_stats(x, chunk=10)
     np.testing.assert_allclose(mean, x.reshape(-1, 3).mean(0))
     np.testing.assert_allclose(var, x.reshape(-1, 3).var(0))
-    model = alexnet_model((8, 8, 3), num_classes=3, variant="mini", preprocessing="standardize", mean=mean,
-                          variance=var)
+    model = alexnet_model(
+        (8, 8, 3), num_classes=3, variant="mini", preprocessing="standardize", mean=mean, variance=var
+    )
     probs = model.predict(x, verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
 
@@ -106,7 +115,7 @@ def test_a_few_steps_reduce_the_loss():
 
 
 def test_save_and_load_in_safe_mode(tmp_path):
-    model = alexnet_model(num_classes=5, lrn_params=dict(alpha=2e-4))
+    model = alexnet_model(num_classes=5, lrn_params={"alpha": 2e-4})
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)  # safe_mode=True: would refuse any Lambda layer
@@ -117,11 +126,19 @@ def test_save_and_load_in_safe_mode(tmp_path):
 
 def test_builds_and_trains_under_jax():
     pytest.importorskip("jax")
-    code = ("import numpy as np, keras; from alexnet_tf.model import alexnet_model;"
-            "m = alexnet_model(num_classes=3); m.compile('sgd', 'sparse_categorical_crossentropy');"
-            "m.fit(np.zeros((4, 64, 64, 3), 'uint8'), np.zeros(4), verbose=0);"
-            "print(keras.backend.backend(), m.count_params())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    code = (
+        "import numpy as np, keras; from alexnet_tf.model import alexnet_model;"
+        "m = alexnet_model(num_classes=3); m.compile('sgd', 'sparse_categorical_crossentropy');"
+        "m.fit(np.zeros((4, 64, 64, 3), 'uint8'), np.zeros(4), verbose=0);"
+        "print(keras.backend.backend(), m.count_params())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["jax", str(alexnet_model(num_classes=3).count_params())]

@@ -7,7 +7,7 @@ from conftest import REPO
 
 def quickstart_commands():
     readme = (REPO / "README.md").read_text()
-    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", readme, re.DOTALL).group(1)
     return [line for line in block.splitlines() if line.strip()]
 
 

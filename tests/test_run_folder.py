@@ -19,14 +19,12 @@ import pytest
 from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import preset
 from alexnet_tf.run_folder import RunFolder, RunFolderInUse
-from alexnet_tf.tiny_imagenet import DataFormatError
 from alexnet_tf.training import evaluate_saved, train
 from conftest import REPO
 
 
 def tiny(root, runs, **changes):
-    return preset("quick", **{"data": str(root), "runs_dir": str(runs), "epochs": 1, "images_per_class": 8,
-                              **changes})
+    return preset("quick", **{"data": str(root), "runs_dir": str(runs), "epochs": 1, "images_per_class": 8, **changes})
 
 
 def cli(args, capsys):
@@ -73,6 +71,7 @@ def own_data(synthetic_root, tmp_path):
 
 # --- one writer ---------------------------------------------------------------------------------
 
+
 def test_second_process_on_a_run_folder_is_refused_naming_the_holder(synthetic_root, tmp_path):
     config = tiny(synthetic_root, tmp_path)
     with RunFolder(config).lock():
@@ -91,8 +90,22 @@ def test_second_process_on_a_run_folder_is_refused_naming_the_holder(synthetic_r
 def test_cli_gives_one_line_for_a_folder_in_use(synthetic_root, tmp_path, capsys):
     config = tiny(synthetic_root, tmp_path)
     with RunFolder(config).lock():
-        code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path,
-                            "--epochs", 1, "--images-per-class", 8], capsys)
+        code, _, err = cli(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                synthetic_root,
+                "--runs-dir",
+                tmp_path,
+                "--epochs",
+                1,
+                "--images-per-class",
+                8,
+            ],
+            capsys,
+        )
     assert code == 1 and one_line_error(err) and "in use by process" in err
 
 
@@ -117,8 +130,22 @@ def test_a_killed_holder_leaves_no_stale_lock(synthetic_root, tmp_path):
 
 
 def test_the_same_command_twice_at_once_gives_one_run(synthetic_root, tmp_path):
-    args = [sys.executable, "-m", "alexnet_tf", "train", "--preset", "quick", "--data", str(synthetic_root),
-            "--runs-dir", str(tmp_path), "--epochs", "2", "--images-per-class", "8"]
+    args = [
+        sys.executable,
+        "-m",
+        "alexnet_tf",
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        str(synthetic_root),
+        "--runs-dir",
+        str(tmp_path),
+        "--epochs",
+        "2",
+        "--images-per-class",
+        "8",
+    ]
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     time.sleep(0.5)
     second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
@@ -134,6 +161,7 @@ def test_the_same_command_twice_at_once_gives_one_run(synthetic_root, tmp_path):
 
 
 # --- one dataset ----------------------------------------------------------------------------------
+
 
 def test_config_records_the_data_fingerprint_and_the_manifest_hashes(synthetic_root, tmp_path):
     result = train(tiny(synthetic_root, tmp_path), verbose=0)
@@ -193,17 +221,45 @@ def test_a_class_without_training_images_is_refused(own_data, tmp_path, capsys):
     for f in (own_data / "train" / "synth0002" / "images").iterdir():
         f.unlink()
     for extra in ([], ["--images-per-class", "10"]):
-        code, _, err = cli(["train", "--preset", "quick", "--data", own_data, "--runs-dir", tmp_path / "runs",
-                            "--classes", "3", *extra], capsys)
+        code, _, err = cli(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                own_data,
+                "--runs-dir",
+                tmp_path / "runs",
+                "--classes",
+                "3",
+                *extra,
+            ],
+            capsys,
+        )
         assert code == 1 and one_line_error(err) and "synth0002" in err
-    code = subprocess.run([sys.executable, "-m", "data_prep", "subset", str(own_data), "--out", str(tmp_path / "sub"),
-                           "--classes", "first:3"], capture_output=True, text=True, cwd=REPO)
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "subset",
+            str(own_data),
+            "--out",
+            str(tmp_path / "sub"),
+            "--classes",
+            "first:3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert code.returncode == 1 and "synth0002" in code.stderr and not (tmp_path / "sub").exists()
 
 
 def test_val_split_train_is_refused(synthetic_root, tmp_path, capsys):
-    code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path,
-                        "--val-split", "train"], capsys)
+    code, _, err = cli(
+        ["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path, "--val-split", "train"], capsys
+    )
     assert code == 1 and one_line_error(err) and "val_split='train'" in err
     assert not list(tmp_path.iterdir())
 
@@ -224,14 +280,15 @@ def test_evaluate_on_other_data_writes_nothing_unless_asked(finished, own_data, 
     assert {p: p.stat().st_mtime_ns for p in finished.rglob("*") if p.is_file()} == before
     metrics = evaluate_saved(finished, data=other, name="other-val")
     written = finished / "evaluations" / "other-val"
-    assert (written / "per_class_val.csv").is_file() and json.loads((written / "metrics.json").read_text()) == \
-        json.loads(json.dumps(metrics))
+    assert (written / "per_class_val.csv").is_file() and json.loads(
+        (written / "metrics.json").read_text()
+    ) == json.loads(json.dumps(metrics))
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # the run's own files untouched
 
 
 def test_evaluate_on_its_own_data_rewrites_the_same_report(finished, capsys):
     before = (finished / "per_class_val.csv").read_text()
-    code, out, _ = cli(["evaluate", finished], capsys)
+    code, _out, _ = cli(["evaluate", finished], capsys)
     assert code == 0 and (finished / "per_class_val.csv").read_text() == before
 
 
@@ -244,6 +301,7 @@ def test_evaluate_after_a_class_vanished_names_it(finished, own_data, capsys):
 
 
 # --- damaged files ---------------------------------------------------------------------------------
+
 
 def _cache_entry(cache):
     entries = [e for e in cache.iterdir() if not e.name.startswith(".")]
@@ -259,7 +317,7 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_notice(synthetic_root, tmp_path
     path = _cache_entry(cache) / "images.npy"
     data = path.read_bytes()
     if damage == "truncate":
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
     else:
@@ -281,7 +339,7 @@ def test_a_broken_latest_backup_falls_back_to_the_epoch_before(own_data, tmp_pat
     assert (backup / "previous.weights.h5").is_file()
     if damage == "truncated-weights":
         data = (backup / "latest.weights.h5").read_bytes()
-        (backup / "latest.weights.h5").write_bytes(data[:len(data) // 3])
+        (backup / "latest.weights.h5").write_bytes(data[: len(data) // 3])
     else:
         (backup / "training_metadata.json").write_text("")
     capsys.readouterr()
@@ -297,8 +355,19 @@ def test_no_loadable_backup_names_the_files_and_the_way_out(own_data, tmp_path, 
     backup = RunFolder(config).backup
     for name in ("latest.weights.h5", "previous.weights.h5"):
         (backup / name).write_bytes(b"\0" * 64)
-    args = ["train", "--preset", "quick", "--data", own_data, "--runs-dir", tmp_path / "runs", "--epochs", 3,
-            "--images-per-class", 8]
+    args = [
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        own_data,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--epochs",
+        3,
+        "--images-per-class",
+        8,
+    ]
     code, _, err = cli(args, capsys)
     assert code == 1 and one_line_error(err)
     assert "latest.weights.h5" in err and "previous.weights.h5" in err and f"Delete {backup}" in err
@@ -319,18 +388,31 @@ def test_a_truncated_model_is_reported_as_corrupt_with_its_path(finished, capsys
 
 # --- numeric options ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("option,value", [
-    ("--learning-rate", "nan"), ("--learning-rate", "inf"), ("--momentum", "nan"), ("--weight-decay", "-1"),
-    ("--image-size", "0"), ("--image-size", "-5"), ("--warmup-epochs", "-3"), ("--dropout", "1.5"),
-    ("--label-smoothing", "nan"), ("--seed", "-1"),
-])
-def test_numeric_options_are_range_checked_before_decoding(synthetic_root, tmp_path, capsys, monkeypatch, option,
-                                                           value):
-    import alexnet_tf.data as data
+
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--learning-rate", "nan"),
+        ("--learning-rate", "inf"),
+        ("--momentum", "nan"),
+        ("--weight-decay", "-1"),
+        ("--image-size", "0"),
+        ("--image-size", "-5"),
+        ("--warmup-epochs", "-3"),
+        ("--dropout", "1.5"),
+        ("--label-smoothing", "nan"),
+        ("--seed", "-1"),
+    ],
+)
+def test_numeric_options_are_range_checked_before_decoding(
+    synthetic_root, tmp_path, capsys, monkeypatch, option, value
+):
+    from alexnet_tf import data
 
     monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images were decoded"))
-    code, _, err = cli(["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path, option,
-                        value], capsys)
+    code, _, err = cli(
+        ["train", "--preset", "quick", "--data", synthetic_root, "--runs-dir", tmp_path, option, value], capsys
+    )
     assert code == 1 and one_line_error(err) and option in err
     assert not list(tmp_path.iterdir())
 

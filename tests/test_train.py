@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.cli import main as cli_main
+from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.evaluate import evaluate_predictions, predict, prediction_table, topk_metrics
 from alexnet_tf.hardware import choose_jit_compile, choose_precision, describe_device
 from alexnet_tf.training import evaluate_saved, train
@@ -17,8 +17,9 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def quick_run(synthetic_root, tmp_path_factory):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=8,
-                    images_per_class=60)
+    config = preset(
+        "quick", data=str(synthetic_root), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=8, images_per_class=60
+    )
     return config, train(config, verbose=0)
 
 
@@ -27,15 +28,28 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
     # 10 classes: chance is 0.10 (+-0.03 on 100 images); 8 epochs reach 0.28-0.45 by CPU and precision
     assert result.metrics["top1_accuracy"] > 0.2
     assert result.metrics["top5_accuracy"] > result.metrics["top1_accuracy"]
-    for name in ("config.json", "manifest.csv", "history.csv", "metrics.json", "model.keras", "best.keras",
-                 "per_class_val.csv", "figures/history.png", "figures/errors.png", "figures/confusion_val.png",
-                 "figures/predictions_val.png", "figures/conv1_filters.png", "figures/per_class_val.png"):
+    for name in (
+        "config.json",
+        "manifest.csv",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "best.keras",
+        "per_class_val.csv",
+        "figures/history.png",
+        "figures/errors.png",
+        "figures/confusion_val.png",
+        "figures/predictions_val.png",
+        "figures/conv1_filters.png",
+        "figures/per_class_val.png",
+    ):
         assert (result.run_dir / name).is_file(), name
     assert not (result.run_dir / "backup").exists()
     manifest = pd.read_csv(result.run_dir / "manifest.csv")
     assert (manifest["split"] == "train").sum() == 600 and (manifest["split"] == "val").sum() == 100
-    recorded = config.resolved().replace(precision=choose_precision("auto"),
-                                         jit_compile=choose_jit_compile(None, describe_device()[1]))
+    recorded = config.resolved().replace(
+        precision=choose_precision("auto"), jit_compile=choose_jit_compile(None, describe_device()[1])
+    )
     assert TrainConfig.from_json((result.run_dir / "config.json").read_text()) == recorded
     assert len(result.history) == 8
 
@@ -128,10 +142,16 @@ def test_topk_and_report_against_hand_computed_values():
     assert topk_metrics(np.zeros(2, int), np.array([ranked_sixth, ranked_fifth]))["top5_accuracy"] == 0.5
 
 
-@pytest.mark.parametrize("bad,message", [
-    (dict(epochs=-1), "epochs=-1"), (dict(variant="vgg"), "variant='vgg'"), (dict(schedule="warm"), "schedule"),
-    (dict(augmentation="heavy"), "augmentation"), (dict(label_smoothing=1.5), "label_smoothing"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"epochs": -1}, "epochs=-1"),
+        ({"variant": "vgg"}, "variant='vgg'"),
+        ({"schedule": "warm"}, "schedule"),
+        ({"augmentation": "heavy"}, "augmentation"),
+        ({"label_smoothing": 1.5}, "label_smoothing"),
+    ],
+)
 def test_bad_config_values(bad, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**bad)
@@ -139,8 +159,10 @@ def test_bad_config_values(bad, message):
 
 def test_classes_not_in_the_data(synthetic_root, tmp_path):
     with pytest.raises(ValueError, match="unknown class name"):
-        train(preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), classes=["n01443537"],
-                     name="run"), verbose=0)
+        train(
+            preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), classes=["n01443537"], name="run"),
+            verbose=0,
+        )
     assert not (tmp_path / "run").exists()  # the corrected command can reuse the name
 
 
@@ -148,8 +170,9 @@ def test_cli_help_and_bad_values():
     for args in (["--help"], ["train", "--help"], ["evaluate", "--help"]):
         out = subprocess.run([sys.executable, "-m", "alexnet_tf", *args], capture_output=True, text=True, cwd=REPO)
         assert out.returncode == 0 and "usage" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "alexnet_tf", "train", "--epochs", "0"], capture_output=True,
-                         text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "alexnet_tf", "train", "--epochs", "0"], capture_output=True, text=True, cwd=REPO
+    )
     assert out.returncode == 1 and "epochs=0 (--epochs) must be >= 1" in out.stderr
 
 
