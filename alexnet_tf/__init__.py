@@ -31,6 +31,7 @@ _EXPORTS = {
     "evaluate_predictions": "evaluate",
     "prediction_table": "evaluate",
     "lr_schedule": "schedules",
+    "learning_rate": "schedules",
     "plateau_callback": "schedules",
     "WarmupCosine": "schedules",
     "OneCycle": "schedules",

@@ -1,5 +1,7 @@
-"""Learning-rate schedules: the seeds' step decay (fixed), the paper's plateau rule, warmup +
-cosine and one-cycle."""
+"""Learning-rate schedules: ``learning_rate(config, steps_per_epoch)`` is what ``train`` gives
+the optimizer, Keras' own schedules where Keras has one (warm-up then cosine, step decay),
+one-cycle where it has none; the seeds' step decay as an epoch function and the paper's
+plateau rule as a callback."""
 
 from __future__ import annotations
 
@@ -32,10 +34,33 @@ def plateau_callback(factor=0.1, patience=5, min_lr=1e-5, monitor="val_loss"):
     )
 
 
+def learning_rate(config, steps_per_epoch: int):
+    """The learning rate ``train`` uses for ``config`` (a ``TrainConfig``) at ``steps_per_epoch``
+    steps an epoch: a number, or a schedule of the optimizer's step to plot or to call."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "cosine":
+        warmup = min(config.warmup_epochs * steps_per_epoch, total - 1)
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, total - warmup, alpha=0.0, warmup_target=config.learning_rate, warmup_steps=warmup
+        )
+    if config.schedule == "onecycle":
+        return OneCycle(config.learning_rate, total)
+    if config.schedule == "step":
+        # lr_schedule's epochs as optimizer steps: the first step of epoch d already has the lower rate.
+        drops = sorted(set(config.lr_drops))
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [d * steps_per_epoch - 1 for d in drops],
+            [lr_schedule(0, base_lr=config.learning_rate, drops=config.lr_drops)]
+            + [lr_schedule(d, base_lr=config.learning_rate, drops=config.lr_drops) for d in drops],
+        )
+    return config.learning_rate  # "constant", and "plateau", whose callback lowers it
+
+
 @keras.saving.register_keras_serializable(package="alexnet_tf")
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from 0 to ``peak_lr`` over ``warmup_steps``, then cosine decay to ``final_lr``
-    at ``total_steps`` (held there afterwards)."""
+    at ``total_steps`` (held there afterwards). Training now uses Keras' ``CosineDecay`` with
+    ``warmup_target`` (the same rates, tested); this stays so that models saved with it load."""
 
     def __init__(self, peak_lr, total_steps, warmup_steps=0, final_lr=0.0):
         if not 0 <= warmup_steps < total_steps:

@@ -14,7 +14,6 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import keras
@@ -40,7 +39,7 @@ from .run_folder import (
     read_manifest,
     write_atomically,
 )
-from .schedules import OneCycle, WarmupCosine, lr_schedule, plateau_callback
+from .schedules import learning_rate, plateau_callback
 
 
 @dataclass
@@ -52,17 +51,8 @@ class RunResult:
     report: pd.DataFrame | None  # None in the processes that do not write (data-parallel)
 
 
-def _learning_rate(config: TrainConfig, steps_per_epoch: int):
-    total = config.epochs * steps_per_epoch
-    if config.schedule == "cosine":
-        return WarmupCosine(config.learning_rate, total, min(config.warmup_epochs * steps_per_epoch, total - 1))
-    if config.schedule == "onecycle":
-        return OneCycle(config.learning_rate, total)
-    return config.learning_rate
-
-
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
-    rate = _learning_rate(config, steps_per_epoch)
+    rate = learning_rate(config, steps_per_epoch)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(rate)
     return keras.optimizers.SGD(rate, momentum=config.momentum)
@@ -312,15 +302,9 @@ def compile_model(model, config: TrainConfig, steps: int, num_classes: int, jit_
 
 
 def schedule_callbacks(config: TrainConfig) -> list:
-    """Callbacks that set the learning rate by epoch, and early stopping."""
+    """The plateau rule's callback (the other schedules are the optimizer's own), and early stopping."""
     out = []
-    if config.schedule == "step":
-        out.append(
-            keras.callbacks.LearningRateScheduler(
-                partial(lr_schedule, base_lr=config.learning_rate, drops=tuple(config.lr_drops), factor=0.5)
-            )
-        )
-    elif config.schedule == "plateau":
+    if config.schedule == "plateau":
         out.append(plateau_callback())
     if config.early_stopping_patience:
         out.append(

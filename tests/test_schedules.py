@@ -45,3 +45,27 @@ def test_one_cycle_values():
     assert float(s(62.5)) == pytest.approx((0.4 + 0.0002) / 2, rel=1e-5)
     optimizer = keras.optimizers.SGD(s)
     assert float(optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def test_training_schedules_are_keras_ones_with_the_rates_of_before():
+    from alexnet_tf.config import preset
+    from alexnet_tf.schedules import learning_rate
+
+    steps = 7
+    config = preset("tiny200", epochs=5)
+    cosine = learning_rate(config, steps)
+    assert isinstance(cosine, keras.optimizers.schedules.CosineDecay)
+    # A run started with WarmupCosine resumes on the very same rates.
+    before = WarmupCosine(config.learning_rate, 5 * steps, config.warmup_epochs * steps)
+    np.testing.assert_allclose(
+        [float(cosine(s)) for s in range(5 * steps + 3)],
+        [float(before(s)) for s in range(5 * steps + 3)],
+        rtol=1e-6,
+        atol=1e-8,
+    )
+    step = learning_rate(config.replace(schedule="step", lr_drops=[2, 4]), steps)
+    assert isinstance(step, keras.optimizers.schedules.PiecewiseConstantDecay)
+    # Epoch e's steps have lr_schedule(e): the callback's rates, step by step.
+    expected = [lr_schedule(s // steps, base_lr=0.1, drops=(2, 4)) for s in range(5 * steps)]
+    np.testing.assert_allclose([float(step(s)) for s in range(5 * steps)], expected, rtol=1e-6)
+    assert learning_rate(config.replace(schedule="constant"), steps) == config.learning_rate
