@@ -236,7 +236,7 @@ def main(argv=None) -> int:
 
     quiet_tensorflow_logs()  # before the parser, whose config import loads Keras and its backend
     args = build_parser().parse_args(argv)
-    from .tiny_imagenet import DataFormatError
+    from data_prep.tiny_imagenet import DataFormatError
 
     try:
         if args.command == "evaluate":

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from data_prep.images import channel_stats  # noqa: F401 (the statistics the model normalises with)
+
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
@@ -141,19 +143,6 @@ VARIANTS = {
         "min_size": 8,
     },
 }
-
-
-def channel_stats(images, chunk=4096):
-    """Per-channel mean and variance of uint8 images, in chunks (no float copy of the whole set)."""
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
-    for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].reshape(-1, images.shape[-1]).astype(np.float64)
-        total += block.sum(0)
-        total_sq += np.square(block).sum(0)
-    count = len(images) * images.shape[1] * images.shape[2]
-    mean = total / count
-    return mean, total_sq / count - mean**2
 
 
 def preprocessing_layer(kind="standardize", mean=None, variance=None):

@@ -20,12 +20,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from data_prep import fsutil
+from data_prep import fsutil, prepare_dataset, tiny_imagenet
 
-from . import distribute, plots, tiny_imagenet
+from . import distribute, plots
 from .augment import batch_mixing, fast_augmenter, image_data_generator
 from .config import TrainConfig
-from .data import class_descriptions, data_work_dir, dataset_root, load_data, load_images, require_every_class
+from .data import class_descriptions, data_work_dir, load_data, load_images, require_every_class
 from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
@@ -420,7 +420,7 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     out_dir = run_dir if name is None else run_dir / "evaluations" / _evaluation_name(name)
     with RunFolder(config.replace(runs_dir=str(run_dir.parent), name=run_dir.name)).lock():
         model = load_saved_model(run_dir / "model.keras")
-        root = dataset_root(data if data is not None else config.data, data_work_dir(config))
+        root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
         manifest = read_manifest(run_dir / "manifest.csv")
         by_index = {int(r["class_index"]): r["wnid"] for r in manifest}
         class_names = [by_index[i] for i in sorted(by_index)]

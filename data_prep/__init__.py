@@ -19,21 +19,34 @@ __all__ = [
     "make_subset",
     "make_synthetic",
     "plan_subset",
+    "prepare_dataset",
     "reorganise_val",
     "summary_table",
 ]
 
 
+def prepare_dataset(data=None, work_dir="data"):
+    """The dataset root for ``data``: a folder as it is, a Tiny ImageNet zip extracted once (into
+    a folder keyed on that zip, see ``extract``), or None for the synthetic set (generated once)."""
+    from pathlib import Path
+
+    if data is None:
+        return make_synthetic(work_dir)
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"{data} does not exist: give a Tiny ImageNet folder or zip")
+    return extract(data, work_dir) if data.suffix == ".zip" else data
+
+
 def dataset_root(data_dir="data", quick=False, source=OFFICIAL_URL, sha256=None):
     """The dataset a notebook or script works on, prepared once: the synthetic set when ``quick``,
-    else Tiny ImageNet (``data_dir/tiny-imagenet-200.zip`` is used if present, downloaded if not,
-    and extracted once)."""
+    else Tiny ImageNet from ``data_dir/tiny-imagenet-200.zip`` (downloaded first if absent; a
+    folder extracted by hand at ``data_dir/tiny-imagenet-200`` without the zip is used as it is)."""
     from pathlib import Path
 
     if quick:
-        return make_synthetic(data_dir)
-    root = Path(data_dir) / "tiny-imagenet-200"
-    if root.is_dir():
-        return root
+        return prepare_dataset(None, data_dir)
     local = Path(data_dir) / "tiny-imagenet-200.zip"
-    return extract(local if local.is_file() else download(source, data_dir, sha256), data_dir)
+    if not local.is_file() and (Path(data_dir) / "tiny-imagenet-200").is_dir():
+        return Path(data_dir) / "tiny-imagenet-200"
+    return prepare_dataset(local if local.is_file() else download(source, data_dir, sha256), data_dir)

@@ -6,8 +6,6 @@ import argparse
 import os
 import sys
 
-from alexnet_tf.tiny_imagenet import DataFormatError
-
 from . import (
     OFFICIAL_URL,
     HashMismatchError,
@@ -22,6 +20,7 @@ from . import (
 )
 from .extract import UndecodableImages
 from .subset import counts_table
+from .tiny_imagenet import DataFormatError
 
 LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
 

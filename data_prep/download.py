@@ -8,10 +8,9 @@ import re
 import shutil
 from pathlib import Path
 
-from alexnet_tf.tiny_imagenet import DataFormatError
-
 from .extract import check_zip
 from .fsutil import check_writable, file_sha256, remove_stale_temps, temp_name
+from .tiny_imagenet import DataFormatError
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 

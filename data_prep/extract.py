@@ -8,8 +8,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from alexnet_tf import tiny_imagenet
-
+from . import tiny_imagenet
 from .fsutil import check_writable, file_sha256, make_temp_dir, remove_stale_temps, rename_into_place
 
 # What a damaged zip raises besides BadZipFile: a cut stream, bad deflate data, an unknown method.
@@ -152,7 +151,7 @@ def dataset_images(root) -> list[Path]:
 
 
 def _failures(files) -> list[str]:
-    from alexnet_tf.data import decode_image
+    from .images import decode_image
 
     messages = []
     for f in files:
@@ -165,7 +164,7 @@ def _failures(files) -> list[str]:
 
 def undecodable_images(files, workers=None) -> list[str]:
     """One message (naming the file) per image that does not decode, in the order of ``files``."""
-    from alexnet_tf.data import map_file_chunks
+    from .images import map_file_chunks
 
     return [message for part in map_file_chunks(_failures, files, workers) for message in part]
 

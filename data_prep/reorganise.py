@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alexnet_tf import tiny_imagenet
-
+from . import tiny_imagenet
 from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
 
 

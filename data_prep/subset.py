@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_tf import tiny_imagenet
-from alexnet_tf.data import select_files
-
+from . import tiny_imagenet
 from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
+from .images import select_files
 
 MANIFEST_FIELDS = ["file", "wnid", "class_index", "words", "split", "source"]
 

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_tf import tiny_imagenet
 from alexnet_tf.data import decode_image, load_dataset, select_files
-from alexnet_tf.tiny_imagenet import DataFormatError
-from data_prep import check, download, extract, fsutil, make_subset, make_synthetic, reorganise_val
+from data_prep import check, download, extract, fsutil, make_subset, make_synthetic, reorganise_val, tiny_imagenet
 from data_prep.__main__ import main as cli
 from data_prep.download import file_sha256
+from data_prep.tiny_imagenet import DataFormatError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import pytest
 from alexnet_tf.cli import build_parser, parse_classes
 from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import TrainConfig, preset
-from alexnet_tf.tiny_imagenet import DataFormatError
 from alexnet_tf.training import train
 from conftest import REPO
+from data_prep.tiny_imagenet import DataFormatError
 
 
 def tiny(root, runs, **changes):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_tf import tiny_imagenet
 from alexnet_tf.data import class_descriptions, decode_images, load_dataset, make_dataset, select_files
-from alexnet_tf.tiny_imagenet import DataFormatError
+from data_prep import tiny_imagenet
+from data_prep.tiny_imagenet import DataFormatError
 
 
 def test_load_train_shapes_labels_and_order(synthetic_root):

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from alexnet_tf import tiny_imagenet
-from alexnet_tf.tiny_imagenet import DataFormatError
 from data_prep import (
     HashMismatchError,
     check,
@@ -20,9 +18,11 @@ from data_prep import (
     make_subset,
     plan_subset,
     reorganise_val,
+    tiny_imagenet,
 )
 from data_prep.__main__ import main as cli
 from data_prep.download import file_sha256
+from data_prep.tiny_imagenet import DataFormatError
 
 
 def copy_tree(src, dst):
