@@ -18,11 +18,11 @@ quiet_tensorflow_logs()
 from data_prep.images import class_descriptions, load_dataset, select_files
 from data_prep.tiny_imagenet import DataFormatError
 
-from .augment import AugmentConfig, fast_augmenter, image_data_generator
+from .augment import AugmentConfig, fast_augmenter, image_data_generator, register_augmentation
 from .config import TrainConfig, preset
 from .data import directory_dataset, make_dataset
 from .evaluate import evaluate_predictions, prediction_table
-from .model import LocalResponseNormalization, alexnet_model, channel_stats
+from .model import LocalResponseNormalization, alexnet_model, channel_stats, register_model
 from .schedules import OneCycle, WarmupCosine, learning_rate, lr_schedule, plateau_callback
 
 __version__ = "0.1.0"
@@ -51,6 +51,8 @@ __all__ = [
     "plateau_callback",
     "prediction_table",
     "preset",
+    "register_augmentation",
+    "register_model",
     "select_files",
     "train",
 ]

@@ -256,9 +256,36 @@ class RandomAffine(layers.Layer):
         return {**super().get_config(), **asdict(self.config), "seed": self.seed}
 
 
+# --- the augmentation registry --------------------------------------------------------------
+
+# name -> factory(augment: AugmentConfig, seed) -> a Keras layer on uint8 batches (active when
+# training=True, returning float pixel values in 0..255), or None for no augmentation. It runs in
+# tf.data on a TensorFlow CPU and first in the model elsewhere. A new transform is one entry.
+# ("classic", ImageDataGenerator, is a path of its own: see alexnet_tf.training.)
+AUGMENTATIONS = {}
+
+
+def register_augmentation(name: str):
+    """Register an augmentation factory under ``name``, the value of ``TrainConfig.augmentation``."""
+
+    def register(factory):
+        AUGMENTATIONS[name] = factory
+        return factory
+
+    return register
+
+
+def _no_augmentation(augment, seed=None):
+    return None
+
+
 def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None) -> RandomAffine:
     """The fast path: a Keras layer to map over ``tf.data`` batches (CPU) or to put first in the model (GPU)."""
     return RandomAffine(**asdict(config), seed=seed, name="augment")
+
+
+register_augmentation("fast")(fast_augmenter)
+register_augmentation("none")(_no_augmentation)
 
 
 def batch_mixing(kind, num_classes, seed=None):

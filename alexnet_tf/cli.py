@@ -21,74 +21,15 @@ import os
 import sys
 import typing
 
-# What each setting means; the option's default and choices are added to it.
-FIELD_HELP = {
-    "data": "Tiny ImageNet folder or zip, or any <root>/<split>/<class>/ folder (default: the synthetic set)",
-    "classes": "which classes: N or first:N (alphabetically first N), random:N (seeded), a wnid, or "
-    "wnid,wnid,... (default: all)",
-    "images_per_class": "training images per class, the first M in natural file order (none: all)",
-    "val_split": "split that validates the run; it must have labels",
-    "image_size": "side in pixels the images are resized to",
-    "variant": "network",
-    "lrn": "Local Response Normalization after conv1 and conv2, as in the paper",
-    "dropout": "dropout rate of the two hidden dense layers",
-    "weight_decay": "the paper's weight decay on the kernels (an L2 penalty of half this)",
-    "batch_norm": "batch normalisation after each conv layer (not in the paper)",
-    "preprocessing": "uint8 -> float inside the model: standardize (train-set mean/std), rescale or imagenet",
-    "epochs": "training epochs",
-    "batch_size": "images per training step: the global batch, split over every device of every process",
-    "optimizer": "optimizer",
-    "learning_rate": "peak learning rate",
-    "momentum": "SGD momentum",
-    "schedule": "learning-rate schedule",
-    "lr_drops": "epochs at which schedule=step halves the rate, comma-separated",
-    "warmup_epochs": "warm-up epochs of schedule=cosine",
-    "label_smoothing": "label smoothing of the cross-entropy, in [0, 1)",
-    "augmentation": "fast (batched Keras layer), classic (ImageDataGenerator) or none",
-    "mixing": "MixUp or CutMix on each batch (none: off)",
-    "tta": "evaluate on each image and its mirror, averaged",
-    "early_stopping_patience": "stop after this many epochs without a better val loss (0: off)",
-    "init_weights": "start from this .keras or .weights.h5 (layers matched by name and shape)",
-    "freeze_features": "keep the conv layers fixed (train the dense layers only)",
-    "seed": "random seed (data order, augmentation, initial weights, random:N classes)",
-    "deterministic": "TensorFlow op determinism (slower)",
-    "precision": "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, "
-    "float32 elsewhere",
-    "jit_compile": "TensorFlow's XLA (unset: on for a GPU, off for a CPU; JAX always compiles, PyTorch never)",
-    "distribute": "mirrored: every GPU of one machine (TensorFlow); data-parallel: every device of every process "
-    "(keras.distribution on JAX, with --coordinator, --num-processes and --process-id for several)",
-    "runs_dir": "folder of the run folders",
-    "name": "run folder name (default: derived from the settings, with a short hash of them)",
-}
-CHOICES = {
-    "variant": ("tiny", "wide", "original", "mini"),
-    "optimizer": ("sgd", "adam"),
-    "schedule": ("step", "plateau", "cosine", "onecycle", "constant"),
-    "augmentation": ("fast", "classic", "none"),
-    "mixing": ("mixup", "cutmix", "none"),
-    "preprocessing": ("standardize", "rescale", "imagenet"),
-    "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-    "distribute": ("none", "mirrored", "data-parallel"),
-}
-
 
 def parse_classes(text: str):
-    """``--classes``, the grammar of ``data_prep subset``: "10" or "first:10" -> 10, "random:10" stays
-    (resolved with the seed), "none" -> None (all), "a,b" -> [a, b], one wnid -> [wnid]."""
-    text = text.strip()
-    if text.lower() in ("none", "all"):
-        return None
-    if text.isdigit():
-        return int(text)
-    if text.startswith("first:") and text[6:].isdigit():
-        return int(text[6:])
-    if text.startswith("random:"):
-        if not text[7:].isdigit():
-            raise argparse.ArgumentTypeError(f"{text!r}: random:N needs a whole number N")
-        return text
-    if text.startswith(("first:",)):
-        raise argparse.ArgumentTypeError(f"{text!r}: first:N needs a whole number N")
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """``--classes``: the class grammar of ``data_prep subset`` (``data_prep.subset.parse_class_spec``)."""
+    from data_prep.subset import parse_class_spec
+
+    try:
+        return parse_class_spec(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _optional(parse):
@@ -104,7 +45,7 @@ def _int_list(text):
 
 
 def _add_config_options(parser, preset_defaults):
-    from .config import TrainConfig
+    from .config import REFUSED, TrainConfig, choices
 
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -125,9 +66,11 @@ def _add_config_options(parser, preset_defaults):
         # Not given: absent from the namespace, so a preset's value stands; "none" unsets an optional one.
         kwargs = {"default": argparse.SUPPRESS, "dest": f.name}
         default = preset_defaults.get(f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default)
-        text = FIELD_HELP.get(f.name, f.name)
-        if f.name in CHOICES:
-            text += f"; one of {', '.join(CHOICES[f.name])}"
+        text = f.metadata.get("help", f.name)
+        allowed = choices(f.name)
+        if allowed is not None:
+            kwargs["choices"] = (*allowed, *REFUSED.get(f.name, ()), *((None,) if optional else ()))
+            text += f"; one of {', '.join(allowed)}"
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif f.name == "classes":
@@ -136,6 +79,9 @@ def _add_config_options(parser, preset_defaults):
             kwargs["type"], kwargs["metavar"] = _int_list, "E1,E2"
         elif f.name == "jit_compile":
             kwargs["type"], kwargs["metavar"] = _optional(_parse_bool), "{on,off,none}"
+        elif allowed is not None:
+            kwargs["type"] = _optional(str) if optional else str
+            kwargs["metavar"] = "{" + ",".join((*allowed, "none") if optional else allowed) + "}"
         else:
             base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
             kwargs["type"] = _optional(base) if optional else base

@@ -6,70 +6,112 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
+import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from .augment import AugmentConfig
-from .distribute import CHOICES as DISTRIBUTE_CHOICES
-from .hardware import PRECISIONS
-from .model import VARIANTS
+from data_prep.subset import CLASS_GRAMMAR, parse_class_spec
 
-SCHEDULES = ("step", "plateau", "cosine", "onecycle", "constant")
-PREPROCESSINGS = ("standardize", "rescale", "imagenet")
+from .augment import AUGMENTATIONS, AugmentConfig
+from .distribute import Distribute
+from .hardware import Precision
+from .model import MODELS, VARIANTS
+
+# Fields whose choices are registered names: a new model or augmentation is one entry there.
+REGISTRIES = {"variant": lambda: MODELS, "augmentation": lambda: (*AUGMENTATIONS, "classic")}
+# Values that were once choices, refused with the reason (the command line lets them through to say it).
+REFUSED = {
+    "distribute": {
+        "multiworker": "is not supported: Keras 3 cannot fit under TensorFlow's MultiWorkerMirroredStrategy; "
+        "several machines train with data-parallel on JAX"
+    }
+}
 # What a run folder's config.json holds beside the settings (alexnet_tf.run_folder).
 RECORD_KEYS = ("data_fingerprint",)
 
 
+def setting(default=dataclasses.MISSING, help="", factory=None):
+    """A config field with its help text beside it (``train --help`` prints it)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+Optimizer = Literal["sgd", "adam"]
+Schedule = Literal["step", "plateau", "cosine", "onecycle", "constant"]
+Preprocessing = Literal["standardize", "rescale", "imagenet"]
+Mixing = Literal["mixup", "cutmix"]
+
+
 @dataclass
 class TrainConfig:
-    # data: a Tiny ImageNet folder or zip, any <root>/<split>/<class>/ folder, or None for the synthetic set
-    data: str | None = None
-    # None: all; N: the alphabetically first N; "random:N": N chosen with the seed; or a list of wnids
-    classes: int | str | list | None = None
-    images_per_class: int | None = None  # training images per class (None: all)
-    val_split: str = "val"
-    image_size: int = 64
+    # data
+    data: str | None = setting(
+        None, "Tiny ImageNet folder or zip, or any <root>/<split>/<class>/ folder (default: the synthetic set)"
+    )
+    classes: int | str | list | None = setting(None, CLASS_GRAMMAR)
+    images_per_class: int | None = setting(
+        None, "training images per class, a seeded choice of M of each class's files (none: all)"
+    )
+    val_split: str = setting("val", "split that validates the run; it must have labels, and not be train")
+    image_size: int = setting(64, "side in pixels the images are resized to")
     # model
-    variant: str = "tiny"
-    lrn: bool = True
-    dropout: float = 0.5
-    weight_decay: float = 5e-4
-    batch_norm: bool = False
-    preprocessing: str = "standardize"
+    variant: str = setting("tiny", "network, by its registered name (alexnet_tf.model.register_model)")
+    lrn: bool = setting(True, "Local Response Normalization after conv1 and conv2, as in the paper")
+    dropout: float = setting(0.5, "dropout rate of the two hidden dense layers")
+    weight_decay: float = setting(5e-4, "the paper's weight decay on the kernels (an L2 penalty of half this)")
+    batch_norm: bool = setting(False, "batch normalisation after each conv layer (not in the paper)")
+    preprocessing: Preprocessing = setting(
+        "standardize", "uint8 -> float inside the model: standardize (train-set mean/std), rescale or imagenet"
+    )
     # optimisation (the paper: SGD, momentum 0.9, weight decay 5e-4, batch 128)
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    schedule: str = "onecycle"
-    lr_drops: list = field(default_factory=lambda: [20, 25])  # epochs, for schedule="step"
-    warmup_epochs: int = 2  # for schedule="cosine"
-    label_smoothing: float = 0.0
-    # augmentation: "fast" (batched Keras layer), "classic" (ImageDataGenerator) or "none"
-    augmentation: str = "fast"
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    mixing: str | None = None  # "mixup" or "cutmix"
-    tta: bool = False  # evaluate on the image and its mirror, averaged
-    early_stopping_patience: int = 0  # 0: off
-    # transfer learning: start from a .keras or .weights.h5 file (layers matched by name and shape)
-    init_weights: str | None = None
-    freeze_features: bool = False  # keep the conv layers fixed (train the dense layers only)
+    epochs: int = setting(30, "training epochs")
+    batch_size: int = setting(
+        128, "images per training step: the global batch, split over every device of every process"
+    )
+    optimizer: Optimizer = setting("sgd", "optimizer")
+    learning_rate: float = setting(0.01, "peak learning rate")
+    momentum: float = setting(0.9, "SGD momentum")
+    schedule: Schedule = setting("onecycle", "learning-rate schedule (alexnet_tf.schedules.learning_rate)")
+    lr_drops: list = setting(
+        help="epochs at which schedule=step halves the rate, comma-separated", factory=lambda: [20, 25]
+    )
+    warmup_epochs: int = setting(2, "warm-up epochs of schedule=cosine")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy, in [0, 1)")
+    # augmentation
+    augmentation: str = setting(
+        "fast",
+        "augmentation by its registered name (alexnet_tf.augment.register_augmentation): fast (the augment "
+        "settings as one batched Keras layer), none, or classic (ImageDataGenerator, TensorFlow only)",
+    )
+    augment: AugmentConfig = setting(help="the affine augmentation's settings", factory=AugmentConfig)
+    mixing: Mixing | None = setting(None, "MixUp or CutMix on each batch (none: off)")
+    tta: bool = setting(False, "evaluate on each image and its mirror, averaged")
+    early_stopping_patience: int = setting(0, "stop after this many epochs without a better val loss (0: off)")
+    # transfer learning
+    init_weights: str | None = setting(None, "start from this .keras or .weights.h5 (layers matched by name and shape)")
+    freeze_features: bool = setting(False, "keep the conv layers fixed (train the dense layers only)")
     # reproducibility and hardware
-    seed: int = 0
-    deterministic: bool = False  # TensorFlow op determinism (slower)
-    # "auto": mixed_bfloat16 on GPUs >= 8.0 and CPUs with native bfloat16, mixed_float16 on older
-    # GPUs (T4), float32 elsewhere (see alexnet_tf.hardware.choose_precision)
-    precision: str = "auto"
-    jit_compile: bool | None = None  # None: TensorFlow's XLA on a GPU only; JAX always compiles, PyTorch never
-    # "none"; "mirrored": every GPU of one machine (TensorFlow); "data-parallel": every device of every
-    # process, keras.distribution on JAX (see alexnet_tf.distribute). batch_size is the global batch.
-    distribute: str = "none"
+    seed: int = setting(0, "random seed (data order, augmentation, initial weights, random:N classes)")
+    deterministic: bool = setting(False, "TensorFlow op determinism (slower)")
+    precision: Precision = setting(
+        "auto",
+        "auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with bfloat16, mixed_float16 on older GPUs, float32 "
+        "elsewhere (alexnet_tf.hardware.choose_precision)",
+    )
+    jit_compile: bool | None = setting(
+        None, "TensorFlow's XLA (unset: on for a GPU, off for a CPU; JAX always compiles, PyTorch never)"
+    )
+    distribute: Distribute = setting(
+        "none",
+        "mirrored: every GPU of one machine (TensorFlow); data-parallel: every device of every process "
+        "(keras.distribution on JAX, with --coordinator, --num-processes and --process-id for several)",
+    )
     # output
-    runs_dir: str = "runs"
-    name: str | None = None  # run folder name; None derives it from the config
+    runs_dir: str = setting("runs", "folder of the run folders")
+    name: str | None = setting(None, "run folder name (default: derived from the settings, with a short hash of them)")
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
@@ -84,33 +126,21 @@ class TrainConfig:
                     f"augment={self.augment}: each setting must be a number, or true/false for "
                     f"horizontal_flip and a name for fill_mode"
                 ) from None
+        for name, refused in REFUSED.items():
+            if getattr(self, name) in refused:
+                raise ValueError(f"bad training config: {name}={getattr(self, name)!r} {refused[getattr(self, name)]}")
         problems = _type_problems(self)
         if problems:  # comparisons below would fail with a TypeError on a wrong type
             raise ValueError("bad training config: " + "; ".join(problems))
-        problems += _range_problems(self)
-        if self.variant not in VARIANTS:
-            problems.append(f"variant={self.variant!r}; choose one of {sorted(VARIANTS)}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule={self.schedule!r}; choose one of {SCHEDULES}")
-        if self.optimizer not in ("sgd", "adam"):
-            problems.append(f"optimizer={self.optimizer!r}; choose sgd or adam")
-        if self.augmentation not in ("fast", "classic", "none"):
-            problems.append(f"augmentation={self.augmentation!r}; choose fast, classic or none")
-        if self.mixing not in (None, "mixup", "cutmix"):
-            problems.append(f"mixing={self.mixing!r}; choose mixup, cutmix or None")
-        if self.distribute == "multiworker":  # Keras 3's fit does not take MultiWorkerMirroredStrategy
-            problems.append(
-                "distribute='multiworker' is not supported: Keras 3 cannot fit under TensorFlow's "
-                "MultiWorkerMirroredStrategy; several machines train with data-parallel on JAX"
-            )
-        elif self.distribute not in DISTRIBUTE_CHOICES:
-            problems.append(f"distribute={self.distribute!r}; choose one of {', '.join(DISTRIBUTE_CHOICES)}")
-        if isinstance(self.classes, str) and not re.fullmatch(r"random:[1-9][0-9]*", self.classes):
-            problems.append(f"classes={self.classes!r}; give N, 'first:N', 'random:N' or a list of class names")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.preprocessing not in PREPROCESSINGS:
-            problems.append(f"preprocessing={self.preprocessing!r}; choose one of {', '.join(PREPROCESSINGS)}")
+        try:
+            self.classes = parse_class_spec(self.classes)
+        except ValueError as err:
+            problems.append(str(err))
+        for name in REGISTRIES:
+            if getattr(self, name) not in choices(name):
+                problems.append(f"{name}={getattr(self, name)!r}; choose one of {', '.join(choices(name))}")
+        if not problems:
+            problems += _range_problems(self)
         if problems:
             raise ValueError("bad training config: " + "; ".join(problems))
 
@@ -226,16 +256,48 @@ def _range_problems(c) -> list[str]:
     return problems
 
 
+def choices(name: str) -> tuple | None:
+    """The values field ``name`` takes: its Literal type's, or the names in its registry; None for any."""
+    if name in REGISTRIES:
+        return tuple(REGISTRIES[name]())
+    hint = typing.get_type_hints(TrainConfig)[name]
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    literal = [a for a in options if typing.get_origin(a) is Literal]
+    return typing.get_args(literal[0]) if literal else None
+
+
+def _accepts(hint, value) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(hint))
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:  # 1 is a fine learning rate
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)
+
+
 def _type_problems(config) -> list[str]:
-    """Fields whose value does not have the declared type (a hand-edited config.json, a typo'd option)."""
+    """Fields whose value does not have the declared type, or is not one of its choices (a
+    hand-edited config.json, a typo'd option)."""
     hints = typing.get_type_hints(type(config))
     problems = []
     for f in dataclasses.fields(config):
         value, hint = getattr(config, f.name), hints[f.name]
-        declared = tuple(typing.get_origin(t) or t for t in typing.get_args(hint) or (hint,))
-        allowed = declared + ((int,) if float in declared else ())  # 1 is a fine learning rate
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in declared):
-            names = " or ".join("None" if t is type(None) else t.__name__ for t in declared)
+        if _accepts(hint, value):
+            continue
+        allowed = choices(f.name)
+        if allowed is not None and not isinstance(value, bool):
+            optional = " (or none)" if type(None) in typing.get_args(hint) else ""
+            problems.append(f"{f.name}={value!r}; choose one of {', '.join(allowed)}{optional}")
+        else:
+            names = " or ".join(
+                "None" if t is type(None) else getattr(t, "__name__", str(t)) for t in typing.get_args(hint) or (hint,)
+            )
             problems.append(f"{f.name}={value!r} must be {names}")
     return problems
 

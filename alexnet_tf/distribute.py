@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Literal
 
 import keras
 
-CHOICES = ("none", "mirrored", "data-parallel")
+Distribute = Literal["none", "mirrored", "data-parallel"]
 ENVIRONMENT = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
 
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import typing
 from pathlib import Path
+from typing import Literal
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+PRECISIONS = typing.get_args(Precision)
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 

@@ -239,6 +239,47 @@ def alexnet_model(
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
 
 
+# --- the model registry ---------------------------------------------------------------------
+
+# name -> builder(config, num_classes, mean, variance, augmentation) -> keras.Model, where config is a
+# TrainConfig, mean and variance the training images' channel statistics, and augmentation a
+# layer to put first (or None). A new network is one entry: decorate its builder.
+MODELS = {}
+
+
+def register_model(name: str):
+    """Register a model builder under ``name``, the value of ``TrainConfig.variant`` that selects it."""
+
+    def register(builder):
+        MODELS[name] = builder
+        return builder
+
+    return register
+
+
+def _alexnet_builder(variant):
+    def build(config, num_classes, mean=None, variance=None, augmentation=None):
+        return alexnet_model(
+            (config.image_size, config.image_size, 3),
+            num_classes,
+            variant,
+            config.lrn,
+            config.dropout,
+            config.weight_decay,
+            config.batch_norm,
+            config.preprocessing,
+            mean,
+            variance,
+            augmentation,
+        )
+
+    return build
+
+
+for _variant in VARIANTS:  # every AlexNet variant: a new one is one entry of VARIANTS
+    register_model(_variant)(_alexnet_builder(_variant))
+
+
 def count_macs(model) -> int:
     """Multiply-accumulates of one forward pass per image (conv and dense layers)."""
     total = 0

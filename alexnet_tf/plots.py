@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -97,8 +98,11 @@ def plot_predictions(images, labels, probs, names, path=None, count=16, seed=0):
 
 
 def plot_conv1_filters(model, path=None):
-    """The first conv layer's filters as a grid of small RGB images."""
-    kernel = np.asarray(model.get_layer("conv1").kernel)  # (k, k, 3, filters)
+    """The first conv layer's filters as a grid of small RGB images (None for a model without one)."""
+    first = next((layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None)
+    if first is None or first.kernel.shape[2] != 3:
+        return None
+    kernel = np.asarray(first.kernel)  # (k, k, 3, filters)
     kernel = (kernel - kernel.min()) / (kernel.max() - kernel.min() + 1e-12)
     n = kernel.shape[-1]
     cols = int(np.ceil(np.sqrt(n)))
@@ -108,7 +112,7 @@ def plot_conv1_filters(model, path=None):
         ax.axis("off")
     for i, ax in zip(range(n), axes.flat):
         ax.imshow(kernel[..., i], interpolation="nearest")
-    fig.suptitle("conv1 filters", fontsize=9)
+    fig.suptitle(f"{first.name} filters", fontsize=9)
     return _save(fig, path)
 
 

@@ -23,13 +23,13 @@ import pandas as pd
 from data_prep import fsutil, prepare_dataset, tiny_imagenet
 
 from . import distribute, plots
-from .augment import batch_mixing, fast_augmenter, image_data_generator
+from .augment import AUGMENTATIONS, batch_mixing, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, data_work_dir, load_data, load_images, require_every_class
 from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
-from .model import alexnet_model, channel_stats
+from .model import MODELS, channel_stats
 from .run_folder import (
     RunFolder,
     compare_manifests,
@@ -115,9 +115,18 @@ class _NaNGuard(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
-def _training_data(config, x, y, num_classes, augment_in_model, shard=None):
-    """Batches of (uint8 or float images, one-hot labels), augmented as the config says."""
-    one_hot = np.eye(num_classes, dtype="float32")
+def make_augmenter(config: TrainConfig):
+    """The augmentation layer ``config.augmentation`` names in the registry (None for none and for
+    classic, whose ImageDataGenerator works on the batches instead)."""
+    if config.augmentation == "classic":
+        return None
+    return AUGMENTATIONS[config.augmentation](config.augment, config.seed)
+
+
+def training_data(config: TrainConfig, data, augment=None, shard=None):
+    """Batches of (uint8 or float images, one-hot labels): ``augment`` mapped over them (where the
+    model does not carry it), MixUp or CutMix, or the classic ImageDataGenerator."""
+    one_hot = np.eye(data.num_classes, dtype="float32")[data.y_train]
     if config.augmentation == "classic":
         if config.mixing:
             raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
@@ -127,13 +136,10 @@ def _training_data(config, x, y, num_classes, augment_in_model, shard=None):
                 f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
             )
         return image_data_generator(config.augment, config.seed).flow(
-            x, one_hot[y], batch_size=config.batch_size, shuffle=True, seed=config.seed
+            data.x_train, one_hot, batch_size=config.batch_size, shuffle=True, seed=config.seed
         )
-    augment = (
-        fast_augmenter(config.augment, config.seed) if config.augmentation == "fast" and not augment_in_model else None
-    )
-    mix = batch_mixing(config.mixing, num_classes, config.seed) if config.mixing else None
-    return training_batches(x, one_hot[y], config.batch_size, config.seed, augment, mix, shard)
+    mix = batch_mixing(config.mixing, data.num_classes, config.seed) if config.mixing else None
+    return training_batches(data.x_train, one_hot, config.batch_size, config.seed, augment, mix, shard)
 
 
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
@@ -167,16 +173,16 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                 else None
             )  # under data-parallel every process feeds its share of each global batch
             steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
-            augment_in_model = config.augmentation == "fast" and (
-                describe_device()[1] or keras.backend.backend() != "tensorflow"
-            )
+            augment = make_augmenter(config)
+            # On a TensorFlow CPU tf.data augments beside the step; elsewhere the model carries it.
+            in_model = augment is not None and (describe_device()[1] or keras.backend.backend() != "tensorflow")
             nan_guard, epochs_done = _NaNGuard(), []
             scope, strategy = distribute.scope(config.distribute)
             with scope:
-                model = build_model(config, data, augment_in_model)
+                model = build_model(config, data, augment if in_model else None)
                 compile_model(model, config, steps, data.num_classes, recorded.jit_compile)
                 initial_epoch = run.restore(model)
-                batches = _training_data(config, data.x_train, data.y_train, data.num_classes, augment_in_model, shard)
+                batches = training_data(config, data, None if in_model else augment, shard)
                 fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
                 model.fit(
                     batches,
@@ -262,23 +268,11 @@ def seed_everything(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def build_model(config: TrainConfig, data, augment_in_model=False) -> keras.Model:
-    """The network ``config`` names, normalised with the training images' statistics."""
+def build_model(config: TrainConfig, data, augmentation=None) -> keras.Model:
+    """The network ``config.variant`` names in the registry, normalised with the training images'
+    statistics, with ``augmentation`` (a layer) first when the model carries it."""
     mean, variance = channel_stats(data.x_train)
-    augmentation = fast_augmenter(config.augment, config.seed) if augment_in_model else None
-    model = alexnet_model(
-        (config.image_size, config.image_size, 3),
-        data.num_classes,
-        config.variant,
-        config.lrn,
-        config.dropout,
-        config.weight_decay,
-        config.batch_norm,
-        config.preprocessing,
-        mean,
-        variance,
-        augmentation,
-    )
+    model = MODELS[config.variant](config, data.num_classes, mean, variance, augmentation)
     if config.init_weights:
         copied = load_matching_weights(model, config.init_weights)
         print(f"Started from {config.init_weights}: weights of {copied} layers")

@@ -19,7 +19,7 @@ from . import (
     summary_table,
 )
 from .extract import UndecodableImages
-from .subset import counts_table
+from .subset import CLASS_GRAMMAR, counts_table
 from .tiny_imagenet import DataFormatError
 
 LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
@@ -49,7 +49,9 @@ def main(argv=None) -> int:
     p = steps.add_parser("subset", help="N classes x M images, optionally split into train/val/test")
     p.add_argument("root")
     p.add_argument("--out", required=True, help="new folder for the subset")
-    p.add_argument("--classes", default="first:10", help="first:N, random:N, or comma-separated wnids")
+    p.add_argument(
+        "--classes", default="first:10", help=f"{CLASS_GRAMMAR.removesuffix(' (default: all)')} (default: first:10)"
+    )
     p.add_argument("--images-per-class", type=int, default=None, help="train images per class (default: all)")
     p.add_argument("--split", default=None, help="split train images per class, e.g. 400/50/50")
     p.add_argument("--seed", type=int, default=0)

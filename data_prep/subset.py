@@ -20,30 +20,51 @@ from .images import select_files
 MANIFEST_FIELDS = ["file", "wnid", "class_index", "words", "split", "source"]
 
 
-def _class_count(spec: str) -> int:
-    """The N of "first:N" / "random:N"; an error naming the whole spec if N is not a number."""
-    text = spec.split(":", 1)[1].strip()
-    if not text.isdigit():
-        raise ValueError(
-            f"classes {spec!r}: {text!r} is not a number of classes; "
-            f"write e.g. first:10, random:10 or comma-separated wnids"
-        )
-    return int(text)
+CLASS_GRAMMAR = (
+    "which classes: N or first:N (the alphabetically first N), random:N (N drawn with the seed), a wnid, or "
+    "wnid,wnid,... (default: all)"
+)
+
+
+def parse_class_spec(spec):
+    """The one reader of the class grammar (``CLASS_GRAMMAR``), for the command lines, the config,
+    ``subset`` and the experiments: None, "none" or "all" -> None (every class); N, "N" or
+    "first:N" -> N; "random:N" -> "random:N" (drawn with the seed when the dataset is known);
+    "a,b" or ["a", "b"] -> ["a", "b"]; one name -> [name]."""
+    if spec is None:
+        return None
+    if isinstance(spec, bool):
+        pass  # True is no number of classes
+    elif isinstance(spec, int):
+        if spec >= 1:
+            return spec
+    elif isinstance(spec, (list, tuple)):
+        names = [str(s).strip() for s in spec if str(s).strip()]
+        if names:
+            return names
+    elif isinstance(spec, str):
+        text = spec.strip()
+        if text.lower() in ("none", "all"):
+            return None
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        head, colon, tail = text.partition(":")
+        if colon and head in ("first", "random") and tail.strip().isdigit() and int(tail) >= 1:
+            return int(tail) if head == "first" else f"random:{int(tail)}"
+        if text and not colon and not text.isdigit():
+            return [name.strip() for name in text.split(",") if name.strip()]
+    raise ValueError(f"classes={spec!r}: give N or first:N, random:N, a class name or names separated by commas")
 
 
 def choose_classes(root, spec, seed=0) -> list[str]:
-    """``spec``: an int N or "first:N" (alphabetically first N, the seeds' protocol),
-    "random:N" (seeded), or a list / comma-separated string of wnids."""
+    """The class names ``spec`` (the class grammar) selects from the dataset at ``root``."""
+    spec = parse_class_spec(spec)
     available = tiny_imagenet.dataset_classes(root)
-    if isinstance(spec, str) and spec.startswith("random:"):
-        n = _class_count(spec)
-        if not 1 <= n <= len(available):
+    if isinstance(spec, str):  # random:N
+        n = int(spec.split(":")[1])
+        if n > len(available):
             raise ValueError(f"random:{n}: {root} has {len(available)} classes; choose 1..{len(available)}")
         return sorted(np.random.default_rng(seed).choice(available, n, replace=False).tolist())
-    if isinstance(spec, str) and spec.startswith("first:"):
-        spec = _class_count(spec)
-    elif isinstance(spec, str):
-        spec = int(spec) if spec.isdigit() else [s.strip() for s in spec.split(",") if s.strip()]
     return tiny_imagenet.resolve_classes(root, spec)
 
 
