@@ -10,7 +10,8 @@ import tempfile
 
 from common import add_data_arguments, dataset
 
-from alexnet_tf.augment import AugmentConfig, compare_throughput
+from alexnet_tf.augment import AugmentConfig
+from alexnet_tf.augment_compare import compare_throughput
 from alexnet_tf.data import load_dataset
 
 

@@ -6,14 +6,13 @@ from alexnet_tf.augment import (
     AugmentConfig,
     RandomAffine,
     affine_warp,
-    augmentation_figure,
-    augmented_batches,
     batch_mixing,
     degrees_to_turns,
     fast_augmenter,
     image_data_generator,
     turns_to_degrees,
 )
+from alexnet_tf.augment_compare import augmentation_figure, augmented_batches
 from alexnet_tf.data import load_dataset
 
 OFF = {
