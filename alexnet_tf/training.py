@@ -29,6 +29,7 @@ from .data import class_descriptions, data_work_dir, load_data, load_images, req
 from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
+from .keras_internals import random_stream_variables
 from .model import MODELS, channel_stats
 from .run_folder import (
     RunFolder,
@@ -89,11 +90,7 @@ class _EpochSeeds(keras.callbacks.Callback):
     draws. A stream is (seed, counter) and each draw adds 1 to the counter: epoch e starts at e * 2**20."""
 
     def on_train_begin(self, logs=None):
-        self.streams = [
-            (v, keras.ops.convert_to_numpy(v.value))
-            for v in self.model.variables
-            if v.path.endswith("seed_generator_state")
-        ]
+        self.streams = [(v, keras.ops.convert_to_numpy(v.value)) for v in random_stream_variables(self.model)]
 
     def on_epoch_begin(self, epoch, logs=None):
         for variable, initial in self.streams:
