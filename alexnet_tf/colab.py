@@ -35,13 +35,31 @@ def stale_modules(names=("numpy", "pandas", "tensorflow", "keras", "jax")) -> li
     return stale
 
 
-def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_folder="alexnet-tf", colab=None) -> dict:
+def install_summary(pip_output: str) -> str:
+    """One line on what ``pip install -e`` put in beside the project (its "Successfully installed"
+    line): with the project's floors at Colab's versions, nothing of Colab's is upgraded."""
+    line = next((x for x in pip_output.splitlines() if x.startswith("Successfully installed ")), "")
+    others = [p for p in line.removeprefix("Successfully installed ").split() if not p.startswith("alexnet")]
+    if not others:
+        return "pip installed the project alone: TensorFlow, Keras, numpy and the rest are Colab's own"
+    return f"pip also installed or upgraded {', '.join(others)}; restart the session if it asks"
+
+
+def setup(
+    keep_on_drive=False,
+    data_dir="../data",
+    runs_dir="../runs",
+    drive_folder="alexnet-tf",
+    colab=None,
+    pip_output=None,
+) -> dict:
     """Print the TensorFlow, Keras and device this runtime has, and return ``{"data_dir", "runs_dir"}``.
 
     ``keep_on_drive`` (Colab only; off elsewhere): mount Google Drive and keep the data and runs in
     ``MyDrive/<drive_folder>/``, so a trained run and the extracted data outlive the Colab VM
     and a later session resumes or reloads them. ``colab``: the ``google.colab`` module (found
-    by itself in Colab; tests pass a stand-in).
+    by itself in Colab; tests pass a stand-in). ``pip_output``: what the set-up cell's
+    ``pip install`` printed, summarised in one line (see ``install_summary``).
     """
     from .hardware import describe_device, quiet_tensorflow_logs
 
@@ -64,6 +82,8 @@ def setup(keep_on_drive=False, data_dir="../data", runs_dir="../runs", drive_fol
         versions.insert(0, f"TensorFlow {tf.__version__}")
     device, on_gpu = describe_device()
     print(f"{', '.join(versions)}; {device}")
+    if pip_output is not None:
+        print(install_summary(pip_output))
     stale = stale_modules()
     if stale:
         print(

@@ -66,3 +66,26 @@ def test_finished_run_is_found_only_when_finished(synthetic_root, tmp_path):
     trained = train(config, verbose=0)
     found = finished_run(config)
     assert found is not None and found.metrics == trained.metrics
+
+
+def test_the_install_line_says_whether_colab_packages_were_touched(capsys):
+    alone = "Obtaining file:///content/alexnet-tf\nSuccessfully installed alexnet-tf-0.1.0\n"
+    assert "the project alone" in colab_setup.install_summary(alone)
+    upgraded = "Successfully installed alexnet-tf-0.1.0 numpy-2.4.6 tensorflow-2.21.0\n"
+    assert "numpy-2.4.6, tensorflow-2.21.0" in colab_setup.install_summary(upgraded)
+    colab_setup.setup(pip_output=alone)
+    assert "the project alone" in capsys.readouterr().out
+
+
+def test_the_floors_are_those_ci_tests_and_at_most_colabs():
+    import re
+    import tomllib
+
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = dict(d.split(">=") for d in dependencies)
+    pinned = dict(re.findall(r"^([a-z]+)==([0-9.]+)$", (REPO / "requirements-floor.txt").read_text(), re.MULTILINE))
+    for name, floor in floors.items():
+        assert pinned[name].startswith(floor), (name, floor, pinned[name])  # CI tests the floor itself
+    version = lambda v: tuple(int(x) for x in v.split("."))
+    colab = {"tensorflow": "2.19", "keras": "3.10"}  # Colab's runtime (TensorFlow 2.19, Keras 3.10)
+    assert all(version(floors[name]) <= version(v) for name, v in colab.items())
