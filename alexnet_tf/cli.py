@@ -1,13 +1,15 @@
-"""python -m alexnet_tf {main,train,evaluate}: training and evaluation from the command line.
+"""python -m alexnet_tf {main,train,evaluate,predict}: training and evaluation from the command line.
 
   main      data -> train -> evaluate -> figures (the synthetic set unless --data)
   train     one run: a preset plus any setting as an option (--epochs 10 ...)
   evaluate  re-evaluate a saved run folder on any split; --export model.h5 writes HDF5 too
+  predict   the top-5 classes of your own image files by a trained run
 
 examples:
   python -m alexnet_tf main
   python -m alexnet_tf train --preset tiny10 --data data/tiny-imagenet-200.zip
   python -m alexnet_tf evaluate runs/<name> --split test
+  python -m alexnet_tf predict runs/<name> my_photo.jpg
   KERAS_BACKEND=jax python -m alexnet_tf train --distribute data-parallel \
       --coordinator 10.0.0.1:12345 --num-processes 2 --process-id 0    # and --process-id 1 on the other
 """
@@ -116,7 +118,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m alexnet_tf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{main,train,evaluate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{main,train,evaluate,predict}")
     for name, text, preset_name in (
         ("main", "data -> train -> evaluate -> figures (synthetic data unless --data)", "default"),
         ("train", "train one run from a preset and options", "default"),
@@ -174,7 +176,27 @@ def build_parser():
         help="a separate evaluation, written to RUN/evaluations/NAME/: for data other than the run's "
         "own, which is otherwise refused (default: none, the run's own files)",
     )
+    p = commands.add_parser(
+        "predict",
+        help="the top-5 classes of your own images by a trained run",
+        description="Classify image files of any size or colour mode with a finished run's model (resized as "
+        "training resized its images).",
+    )
+    p.add_argument("run_dir", help="a finished run folder, runs/<name>")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to list for each image (default: 5)")
     return parser
+
+
+def print_predictions(table) -> None:
+    """Each file, then its top classes: probability, wnid and name."""
+    (top,) = [c for c in table.columns if c.startswith("top") and "_" not in c]
+    for row in table.to_dict("records"):
+        print(row["file"])
+        for wnid, probability, name in zip(
+            row[top].split(), row[f"{top}_probability"].split(), row[f"{top}_names"].split("|")
+        ):
+            print(f"  {float(probability):6.1%}  {wnid}  {name}")
 
 
 def main(argv=None) -> int:
@@ -185,7 +207,13 @@ def main(argv=None) -> int:
     from data_prep.tiny_imagenet import DataFormatError
 
     try:
-        if args.command == "evaluate":
+        if args.command == "predict":
+            from .training import predict_files
+
+            if args.top < 1:
+                raise ValueError(f"--top {args.top}: give at least 1")
+            print_predictions(predict_files(args.run_dir, args.images, args.top))
+        elif args.command == "evaluate":
             from .training import evaluate_saved
 
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta, args.name)

@@ -96,11 +96,11 @@ class Data:
     class_names: list
     train_files: list
     y_train: np.ndarray
-    x_train: np.ndarray
+    x_train: np.ndarray | None
     val_split: str
     val_files: list
     y_val: np.ndarray
-    x_val: np.ndarray
+    x_val: np.ndarray | None
 
     @property
     def num_classes(self) -> int:
@@ -117,6 +117,15 @@ def data_work_dir(config) -> Path:
 
 def load_data(config) -> Data:
     """The images ``config`` selects (``alexnet_tf.config.TrainConfig``), decoded through the cache."""
+    data = select_data(config)
+    data.x_train = load_images(data.train_files, config.image_size)
+    data.x_val = load_images(data.val_files, config.image_size)
+    return data
+
+
+def select_data(config) -> Data:
+    """Which files ``config`` trains and validates on, without decoding them (``x_train`` and
+    ``x_val`` stay None): what ``load_data`` decodes, and what a schedule's plot needs to know."""
     root = prepare_dataset(config.data, data_work_dir(config))
     if config.classes is None:
         class_names = tiny_imagenet.dataset_classes(root)
@@ -136,14 +145,4 @@ def load_data(config) -> Data:
             f"{root / config.val_split} has no labels (as Tiny ImageNet's test images), so it cannot validate a "
             f"run: use val_split='val' (--val-split val) or a split with labels"
         )
-    return Data(
-        root,
-        class_names,
-        train_files,
-        y_train,
-        load_images(train_files, config.image_size),
-        config.val_split,
-        val_files,
-        y_val,
-        load_images(val_files, config.image_size),
-    )
+    return Data(root, class_names, train_files, y_train, None, config.val_split, val_files, y_val, None)

@@ -150,3 +150,26 @@ def plot_experiment(table, columns, path=None, title="Validation top-1 accuracy"
     ax.set(xlabel="top-1 accuracy", xlim=(0, 1), title=title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_grad_cam(images, maps, labels, probs, names, path=None, columns=4):
+    """Each image beside its Grad-CAM map laid over it, titled with its true class and the top-3
+    predictions (green: right, red: wrong). ``maps``: (N, H, W) in [0, 1] (``explain.grad_cam``)."""
+    n = len(images)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(2 * columns * 1.45, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        top3 = np.argsort(-probs[i], kind="stable")[:3]
+        right = top3[0] == labels[i]
+        image_ax, map_ax = axes[i // columns, 2 * (i % columns)], axes[i // columns, 2 * (i % columns) + 1]
+        image_ax.imshow(images[i])
+        image_ax.set_title(f"true: {names[labels[i]][:16]}", fontsize=6, loc="left")
+        map_ax.imshow(images[i])
+        map_ax.imshow(maps[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        lines = "\n".join(f"{names[c][:14]} {probs[i, c]:.2f}" for c in top3)
+        map_ax.set_title(lines, fontsize=5.5, loc="left", color="green" if right else "red")
+    fig.suptitle("Grad-CAM on the last conv layer: right predictions, then wrong ones", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -25,7 +25,7 @@ from data_prep import fsutil, prepare_dataset, tiny_imagenet
 from . import distribute, plots
 from .augment import AUGMENTATIONS, batch_mixing, image_data_generator
 from .config import TrainConfig
-from .data import class_descriptions, data_work_dir, load_data, load_images, require_every_class
+from .data import class_descriptions, data_work_dir, decode_image, load_data, load_images, require_every_class
 from .evaluate import evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
@@ -484,3 +484,25 @@ def _require_run_images(run_dir, recorded, root, files, labels, class_names, spl
             f"{run_dir / 'manifest.csv'}), so nothing was written. To evaluate them as a separate "
             f"evaluation, add --as NAME (written to {run_dir / 'evaluations' / 'NAME'})"
         )
+
+
+def predict_files(run_dir, files, k=5) -> pd.DataFrame:
+    """The top-``k`` classes of each image file by a finished run's model: any size or colour mode,
+    resized as training resized its images; one row per file (see ``prediction_table``), with
+    ``top{k}_probability`` beside ``top{k}``. A file that does not decode is named in the error."""
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
+    model = load_saved_model(run_dir / "model.keras")
+    manifest = read_manifest(run_dir / "manifest.csv")
+    by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in manifest}
+    class_names = [by_index[i][0] for i in sorted(by_index)]
+    words = [by_index[i][1] for i in sorted(by_index)]
+    images = np.stack([decode_image(f, config.image_size) for f in files])
+    probs = predict(model, images, tta=config.tta)
+    table = prediction_table([str(f) for f in files], probs, class_names, words, k=min(k, len(class_names)))
+
+    k = min(k, len(class_names))
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    table[f"top{k}_probability"] = [" ".join(f"{p:.4f}" for p in row[c]) for row, c in zip(probs, top)]
+    table[f"top{k}_names"] = ["|".join(words[i] for i in c) for c in top]
+    return table
