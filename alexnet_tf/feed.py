@@ -116,3 +116,14 @@ def validation_batch_size(num_images, local_devices=1, preferred=256) -> int:
             f"the validation images are a multiple of {local_devices}"
         )
     return max(local_devices, preferred - preferred % local_devices)
+
+
+def validation_arguments(images, one_hot_labels, batch_size, sharded=False) -> dict:
+    """``fit``'s validation arguments: on TensorFlow a ``tf.data`` pipeline that gathers each batch
+    from the arrays (Keras' adapter for arrays would copy them into a tensor first); elsewhere, or
+    under data-parallel, the arrays and the batch size. Every image once, in order."""
+    if keras.backend.backend() == "tensorflow" and not sharded:
+        from .data import make_dataset
+
+        return {"validation_data": make_dataset(images, one_hot_labels, batch_size)}
+    return {"validation_data": (images, one_hot_labels), "validation_batch_size": batch_size}

@@ -27,7 +27,7 @@ from .augment import AUGMENTATIONS, batch_mixing, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, data_work_dir, decode_image, load_data, load_images, require_every_class
 from .evaluate import evaluate_predictions, predict, prediction_table
-from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_batch_size
+from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_arguments, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .keras_internals import random_stream_variables
 from .model import MODELS, channel_stats
@@ -186,9 +186,11 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                     epochs=config.epochs,
                     initial_epoch=initial_epoch,
                     steps_per_epoch=steps,
-                    validation_data=(data.x_val, np.eye(data.num_classes, dtype="float32")[data.y_val]),
-                    validation_batch_size=validation_batch_size(
-                        len(data.x_val), distribute.local_device_count(config.distribute)
+                    **validation_arguments(
+                        data.x_val,
+                        np.eye(data.num_classes, dtype="float32")[data.y_val],
+                        validation_batch_size(len(data.x_val), distribute.local_device_count(config.distribute)),
+                        sharded=shard is not None,
                     ),
                     callbacks=[
                         *epoch_callbacks(batches),
