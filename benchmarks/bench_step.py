@@ -31,7 +31,7 @@ from alexnet_tf.augment import fast_augmenter
 from alexnet_tf.config import preset
 from alexnet_tf.feed import training_batches
 from alexnet_tf.hardware import choose_precision, describe_device, gpu_compute_capability
-from alexnet_tf.model import alexnet_model, channel_stats
+from alexnet_tf.model import MODELS, channel_stats
 
 
 def main():
@@ -53,18 +53,7 @@ def main():
     one_hot = np.eye(args.classes, dtype="float32")[rng.integers(0, args.classes, args.images)]
     mean, variance = channel_stats(x[:4096])
     keras.utils.set_random_seed(0)
-    model = alexnet_model(
-        (64, 64, 3),
-        args.classes,
-        config.variant,
-        config.lrn,
-        config.dropout,
-        config.weight_decay,
-        config.batch_norm,
-        config.preprocessing,
-        mean,
-        variance,
-    )
+    model = MODELS[config.variant](config, args.classes, mean, variance)  # as train builds it
     model.compile(
         keras.optimizers.SGD(0.01, momentum=config.momentum),
         keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
