@@ -238,8 +238,8 @@ def _range_problems(c) -> list[str]:
         problems.append(bad("image_size", f">= {smallest} for variant {c.variant!r}"))
     if c.warmup_epochs < 0:
         problems.append(bad("warmup_epochs", ">= 0"))
-    elif c.schedule == "cosine" and c.warmup_epochs >= c.epochs:
-        problems.append(bad("warmup_epochs", f"fewer than epochs={c.epochs}, so that the cosine decay has epochs"))
+    elif c.schedule == "cosine" and c.warmup_epochs > c.epochs:
+        problems.append(bad("warmup_epochs", f"at most epochs={c.epochs}: the warm-up lies within the run"))
     if any(e < 1 for e in c.lr_drops):
         problems.append(bad("lr_drops", "epochs >= 1"))
     if c.early_stopping_patience < 0:

@@ -170,12 +170,12 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                 else None
             )  # under data-parallel every process feeds its share of each global batch
             steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
-            augment = make_augmenter(config)
-            # On a TensorFlow CPU tf.data augments beside the step; elsewhere the model carries it.
-            in_model = augment is not None and (describe_device()[1] or keras.backend.backend() != "tensorflow")
             nan_guard, epochs_done = _NaNGuard(), []
             scope, strategy = distribute.scope(config.distribute)
-            with scope:
+            with scope:  # every variable, the augmentation's random stream too, under the distribution
+                augment = make_augmenter(config)
+                # On a TensorFlow CPU tf.data augments beside the step; elsewhere the model carries it.
+                in_model = augment is not None and (describe_device()[1] or keras.backend.backend() != "tensorflow")
                 model = build_model(config, data, augment if in_model else None)
                 compile_model(model, config, steps, data.num_classes, recorded.jit_compile)
                 initial_epoch = run.restore(model)

@@ -49,8 +49,10 @@ def parse_class_spec(spec):
         if text.isdigit() and int(text) >= 1:
             return int(text)
         head, colon, tail = text.partition(":")
-        if colon and head in ("first", "random") and tail.strip().isdigit() and int(tail) >= 1:
-            return int(tail) if head == "first" else f"random:{int(tail)}"
+        if colon and head in ("first", "random"):
+            if tail.strip().isdigit() and int(tail) >= 1:
+                return int(tail) if head == "first" else f"random:{int(tail)}"
+            raise ValueError(f"classes={spec!r}: {tail!r} is not a number of classes >= 1; write e.g. {head}:10")
         if text and not colon and not text.isdigit():
             return [name.strip() for name in text.split(",") if name.strip()]
     raise ValueError(f"classes={spec!r}: give N or first:N, random:N, a class name or names separated by commas")

@@ -418,5 +418,6 @@ def test_numeric_options_are_range_checked_before_decoding(
 
 
 def test_warmup_must_fit_in_a_cosine_run():
-    with pytest.raises(ValueError, match=r"warmup_epochs=5 \(--warmup-epochs\)"):
-        preset("tiny200", epochs=5, warmup_epochs=5)
+    with pytest.raises(ValueError, match=r"warmup_epochs=6 \(--warmup-epochs\)"):
+        preset("tiny200", epochs=5, warmup_epochs=6)
+    assert preset("tiny200", epochs=1).warmup_epochs == 1  # a one-epoch run of the preset stays possible
