@@ -100,6 +100,12 @@ def is_writer() -> bool:
     return process_index() == 0
 
 
+def feed_shard(distribute: str) -> tuple[int, int] | None:
+    """``(this process, process count)`` under data-parallel, where every process feeds its share of
+    each global batch (even when it is the only one); None otherwise."""
+    return (process_index(), process_count()) if distribute == "data-parallel" else None
+
+
 def local_device_count(distribute: str) -> int:
     """Replicas this process holds: its devices under data-parallel, one otherwise."""
     if distribute != "data-parallel":

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -56,6 +57,7 @@ class RunFolder:
     process 0) reads the backup but never writes anything."""
 
     def __init__(self, config: TrainConfig, writer: bool = True):
+        self.opened = time.perf_counter()
         self.config = config
         self.path = Path(config.runs_dir) / config.run_name
         self.backup = self.path / "backup"
@@ -84,6 +86,11 @@ class RunFolder:
                 f"to continue that run, repeat its settings"
             )
 
+    def say(self, line: str) -> None:
+        """Print ``line`` from the process that writes the folder (one voice under data-parallel)."""
+        if self.writer:
+            print(line)
+
     @property
     def finished(self) -> bool:
         return (self.path / "metrics.json").is_file() and not self.backup.is_dir()
@@ -97,9 +104,11 @@ class RunFolder:
     def lock(self) -> RunFolder:
         """Hold the folder's lock until ``unlock`` or the end of the process; a second process gets
         a one-line error naming the folder and the pid that holds it. Use as ``with run.lock():``."""
-        if not self.writer or fcntl is None or self._lock_file is not None:
+        if not self.writer or self._lock_file is not None:
             return self
-        fsutil.check_writable(self.path)
+        fsutil.check_writable(self.path)  # before minutes of decoding, not after
+        if fcntl is None:
+            return self
         path = self._lock_path
         path.parent.mkdir(parents=True, exist_ok=True)
         while True:
@@ -152,6 +161,10 @@ class RunFolder:
     def start(self, recorded: TrainConfig, data) -> None:
         """Record a new run (config.json with the data's fingerprint, manifest.csv), or check that a
         resumed one sees the images it started with. Nothing is written where ``writer`` is False."""
+        self.say(
+            f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
+            f"{data.num_classes} classes"
+        )
         rows = manifest_rows(data)
         fingerprint = rows_fingerprint(rows)
         if self.resuming and (self.path / "manifest.csv").is_file():

@@ -97,10 +97,14 @@ class _EpochSeeds(keras.callbacks.Callback):
             variable.assign(initial + np.array([0, epoch * 2**20], dtype=initial.dtype))
 
 
-class _NaNGuard(keras.callbacks.TerminateOnNaN):
-    """TerminateOnNaN, remembering when it fired so ``train`` can say what to do."""
+class FitRecord(keras.callbacks.TerminateOnNaN):
+    """Stops on a NaN or infinite loss (TerminateOnNaN) and records what ``finish`` reports: the
+    epoch where the loss diverged, the epochs this session trained, and the fit's seconds."""
 
-    stopped_epoch = None
+    diverged_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.started, self.epochs, self.seconds = time.perf_counter(), 0, 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -108,8 +112,24 @@ class _NaNGuard(keras.callbacks.TerminateOnNaN):
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
-            self.stopped_epoch = self.epoch
+            self.diverged_epoch = self.epoch
         super().on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+    def on_train_end(self, logs=None):
+        self.seconds = time.perf_counter() - self.started
+
+    def raise_if_diverged(self, run, config) -> None:
+        if self.diverged_epoch is None:
+            return
+        run.drop_backup()  # its weights are not finite: resuming could only diverge again
+        raise FloatingPointError(
+            f"training diverged: the loss became NaN or infinite in epoch {self.diverged_epoch + 1}, so no model of "
+            f"that epoch was kept. Run again with a lower --learning-rate (now {config.learning_rate}) or --schedule "
+            f"cosine with warm-up; that is a new run folder. This one: {run.path}"
+        )
 
 
 def make_augmenter(config: TrainConfig):
@@ -148,29 +168,15 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         if run.finished:
             print(f"{run.path} is a finished run of this config: loading it, not training again")
             return load_run(run.path)
-        if run.writer:  # checked before minutes of decoding, not after
-            fsutil.check_writable(run.path)
-            print(
-                f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}"
-            )
+        run.say(f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}")
         distribute.check(config.distribute, config.batch_size)
         with precision_policy(recorded.precision):
-            started = time.perf_counter()
             seed_everything(config)
             data = load_data(config)
             run.start(recorded, data)  # config.json and manifest.csv; a resume checks the data is the same
-            if run.writer:
-                print(
-                    f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
-                    f"{data.num_classes} classes"
-                )
-            shard = (
-                (distribute.process_index(), distribute.process_count())
-                if config.distribute == "data-parallel"
-                else None
-            )  # under data-parallel every process feeds its share of each global batch
+            shard = distribute.feed_shard(config.distribute)  # this process's share of each global batch
             steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
-            nan_guard, epochs_done = _NaNGuard(), []
+            record = FitRecord()
             scope, strategy = distribute.scope(config.distribute)
             with scope:  # every variable, the augmentation's random stream too, under the distribution
                 augment = make_augmenter(config)
@@ -180,57 +186,43 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                 compile_model(model, config, steps, data.num_classes, recorded.jit_compile)
                 initial_epoch = run.restore(model)
                 batches = training_data(config, data, None if in_model else augment, shard)
-                fit_started = time.perf_counter()  # inside the scope: data-parallel's fit reads it
                 model.fit(
                     batches,
                     epochs=config.epochs,
                     initial_epoch=initial_epoch,
                     steps_per_epoch=steps,
-                    **validation_arguments(
-                        data.x_val,
-                        np.eye(data.num_classes, dtype="float32")[data.y_val],
-                        validation_batch_size(len(data.x_val), distribute.local_device_count(config.distribute)),
-                        sharded=shard is not None,
-                    ),
+                    **validation_data(config, data, sharded=shard is not None),
                     callbacks=[
                         *epoch_callbacks(batches),
                         _EpochSeeds(),
-                        nan_guard,
-                        keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_done.append(e)),
-                        *run.callbacks(resuming=initial_epoch > 0),
+                        record,
+                        *run.callbacks(initial_epoch > 0),
                         *schedule_callbacks(config),
                         *callbacks,
                     ],
                     verbose=verbose if run.writer else 0,
-                    shuffle=False,
-                )  # the data shuffles itself
-            fit_seconds = time.perf_counter() - fit_started
-            if nan_guard.stopped_epoch is not None:
-                run.drop_backup()  # its weights are not finite: resuming could only diverge again
-                raise FloatingPointError(
-                    f"training diverged: the loss became NaN or infinite in epoch {nan_guard.stopped_epoch + 1}, so no "
-                    f"model of that epoch was kept. Run again with a lower --learning-rate (now "
-                    f"{config.learning_rate}) or --schedule cosine with warm-up; that is a new run folder. This one: "
-                    f"{run.path}"
+                    shuffle=False,  # the data shuffles itself
                 )
+            record.raise_if_diverged(run, config)
             images = steps * config.batch_size if shard is not None else len(data.x_train)
-            return finish(
-                run,
-                model,
-                data,
-                recorded,
-                device,
-                {
-                    "resumed": initial_epoch > 0,
-                    "distribute": config.distribute,
-                    "processes": distribute.process_count(),
-                    "replicas": distribute.replica_count(config.distribute, strategy),
-                    "fit_seconds": fit_seconds,
-                    "wall_seconds": time.perf_counter() - started,
-                    # training and validation passes of this session's epochs, per training image
-                    "images_per_second": images * len(epochs_done) / fit_seconds if epochs_done else 0.0,
-                },
-            )
+            facts = {
+                "resumed": initial_epoch > 0,
+                "distribute": config.distribute,
+                "processes": distribute.process_count(),
+                "replicas": distribute.replica_count(config.distribute, strategy),
+                "fit_seconds": record.seconds,
+                "wall_seconds": time.perf_counter() - run.opened,
+                # training and validation passes of this session's epochs, per training image
+                "images_per_second": images * record.epochs / record.seconds if record.epochs else 0.0,
+            }
+            return finish(run, model, data, recorded, device, facts)
+
+
+def validation_data(config: TrainConfig, data, sharded=False) -> dict:
+    """``fit``'s validation arguments for ``data`` (``feed.validation_arguments``)."""
+    one_hot = np.eye(data.num_classes, dtype="float32")[data.y_val]
+    batch = validation_batch_size(len(data.x_val), distribute.local_device_count(config.distribute))
+    return validation_arguments(data.x_val, one_hot, batch, sharded=sharded)
 
 
 def run_settings(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, str]:
