@@ -8,6 +8,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def tiny(root, runs, **changes):
+    """A quick run small enough for a few seconds on the CPU (one epoch, 8 images a class)."""
+    from alexnet_tf.config import preset
+
+    return preset("quick", **{"data": str(root), "runs_dir": str(runs), "epochs": 1, "images_per_class": 8, **changes})
+
+
+def cli(args, capsys):
+    """``python -m alexnet_tf ARGS`` in this process: (exit code, stdout, stderr)."""
+    from alexnet_tf.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def real_zip_path():
     """``$TINY_IMAGENET_ZIP`` or ``../shared/data/tiny-imagenet-200.zip`` beside the repo, if it exists."""
     candidates = [os.environ.get("TINY_IMAGENET_ZIP"), REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"]

@@ -11,23 +11,10 @@ import numpy as np
 import pytest
 
 from alexnet_tf.cli import build_parser, parse_classes
-from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.training import train
-from conftest import REPO
+from conftest import REPO, cli, tiny
 from data_prep.tiny_imagenet import DataFormatError
-
-
-def tiny(root, runs, **changes):
-    """A quick run small enough for a few seconds on the CPU."""
-    return preset("quick", data=str(root), runs_dir=str(runs), epochs=1, images_per_class=8, **changes)
-
-
-def cli(args, capsys):
-    code = cli_main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 # --- config files and options -----------------------------------------------------------------
 

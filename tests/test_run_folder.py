@@ -16,21 +16,10 @@ import keras
 import numpy as np
 import pytest
 
-from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import preset
 from alexnet_tf.run_folder import RunFolder, RunFolderInUse
 from alexnet_tf.training import evaluate_saved, train
-from conftest import REPO
-
-
-def tiny(root, runs, **changes):
-    return preset("quick", **{"data": str(root), "runs_dir": str(runs), "epochs": 1, "images_per_class": 8, **changes})
-
-
-def cli(args, capsys):
-    code = cli_main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import REPO, cli, tiny
 
 
 def one_line_error(err):
