@@ -1,5 +1,5 @@
-"""Evaluation: top-1/top-5 accuracy and error, per-class accuracy, confusion matrix,
-precision/recall/F1 (per class and macro)."""
+"""Evaluation: top-1/top-5 accuracy and error, per-class accuracy, confusion matrix and the
+most-confused pairs, precision/recall/F1 (per class and macro)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ def per_class_report(confusion, class_names, descriptions=None) -> pd.DataFrame:
         "support": support.sum(),
     }
     return pd.concat([frame, pd.DataFrame([macro])], ignore_index=True)
+
+
+def confused_pairs(confusion, names, top=20) -> pd.DataFrame:
+    """The ``top`` most frequent mistakes by name: true class, predicted class, how many images of
+    the true class went to the predicted one, and that count as a share of the true class."""
+    confusion = np.asarray(confusion)
+    errors = confusion.copy()
+    np.fill_diagonal(errors, 0)
+    order = np.argsort(-errors, axis=None, kind="stable")[:top]
+    true, predicted = np.unravel_index(order, errors.shape)
+    keep = errors[true, predicted] > 0
+    true, predicted = true[keep], predicted[keep]
+    support = confusion.sum(1)
+    return pd.DataFrame(
+        {
+            "true": [names[i] for i in true],
+            "predicted": [names[j] for j in predicted],
+            "images": errors[true, predicted],
+            "share": errors[true, predicted] / np.maximum(support[true], 1),
+        }
+    )
 
 
 def prediction_table(files, probs, class_names, descriptions=None, k=5) -> pd.DataFrame:

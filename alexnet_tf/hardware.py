@@ -15,6 +15,7 @@ One place decides, for the CPU and the GPU alike:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 import typing
@@ -26,6 +27,13 @@ PRECISIONS = typing.get_args(Precision)
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def _no_retracing_notice(record: logging.LogRecord) -> bool:
+    """Drop TensorFlow's "triggered tf.function retracing" warning: evaluating several models, or
+    arrays whose last batch is shorter, traces ``predict`` again by design, and the notice reads as
+    a fault in every notebook that compares runs. Other TensorFlow warnings pass."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def quiet_tensorflow_logs() -> None:
     """Hide TensorFlow's C++ start-up lines unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves.
 
@@ -33,6 +41,8 @@ def quiet_tensorflow_logs() -> None:
     which reads as a failure; ``describe_device`` says in one line what runs instead. Some of
     them are written before TensorFlow reads its log level, so TensorFlow is imported (and its
     GPU probe run) here with the process's stderr pointed at /dev/null for that moment only."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and importlib.util.find_spec("tensorflow"):
+        logging.getLogger("tensorflow").addFilter(_no_retracing_notice)
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -120,6 +130,13 @@ def choose_jit_compile(requested=None, on_gpu=False, backend="tensorflow") -> bo
     if backend == "torch":
         return False
     return on_gpu
+
+
+# What describe_device prints, as a pattern: a committed notebook's device lines must match it.
+DEVICE_PATTERN = (
+    r"(CPU \(\d+ cores, (bfloat16: [a-z0-9_, ]+|no native bfloat16)\)|GPU \(compute capability \d+\.\d+\)), "
+    r"backend (tensorflow|jax|torch)"
+)
 
 
 def describe_device() -> tuple[str, bool]:

@@ -1,4 +1,5 @@
-"""Plots of a run: curves, errors, per-class accuracy, confusion matrix, predictions, filters."""
+"""Plots of a run: curves, errors, per-class accuracy, confusion matrix and confused pairs, predictions,
+filters."""
 
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ def plot_errors(history, path=None):
 
 def plot_per_class_accuracy(report, path=None, top=40):
     """Bar chart of per-class accuracy (the ``top`` worst and best when there are many classes)."""
-    rows = report[report["class"] != "macro avg"].sort_values("accuracy")
+    rows = report[report["class"] != "macro avg"].sort_values("accuracy", kind="stable")
+    title = "Per-class accuracy"
     if len(rows) > top:
+        title = f"Per-class accuracy: the {top // 2} worst and {top // 2} best of {len(rows)} classes"
         rows = rows.iloc[list(range(top // 2)) + list(range(len(rows) - top // 2, len(rows)))]
     fig, ax = plt.subplots(figsize=(6, 0.22 * len(rows) + 1))
-    ax.barh([f"{n} ({c})" for n, c in zip(rows["name"], rows["class"])], rows["accuracy"], color="tab:blue")
-    ax.set(xlabel="accuracy", xlim=(0, 1), title="Per-class accuracy")
+    ax.barh([f"{n[:32]} ({c})" for n, c in zip(rows["name"], rows["class"])], rows["accuracy"], color="tab:blue")
+    ax.set(xlabel="accuracy", xlim=(0, 1), title=title)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -75,6 +78,18 @@ def plot_confusion(confusion, names, path=None):
                         color="white" if confusion[i, j] > confusion.max() / 2 else "black",
                     )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confused_pairs(pairs, path=None):
+    """Bar chart of the most-confused pairs (``evaluate.confused_pairs``): share of the true class's
+    images given to the other class, labelled "true -> predicted"."""
+    labels = [f"{t[:24]} -> {p[:24]}" for t, p in zip(pairs["true"], pairs["predicted"])]
+    fig, ax = plt.subplots(figsize=(6, 0.22 * len(pairs) + 1))
+    ax.barh(labels, pairs["share"], color="tab:red")
+    ax.invert_yaxis()
+    ax.set(xlabel="share of the true class's images", title="Most-confused pairs (true -> predicted)")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -313,6 +313,13 @@ def manifest_rows(data) -> list[dict]:
     return rows
 
 
+def shown(path) -> str:
+    """``path`` as a message gives it: relative where it lies below the working folder or beside it
+    (``../runs/NAME`` in a notebook), absolute otherwise, so that printouts hold no machine's paths."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith(os.path.join("..", "..")) else str(path)
+
+
 def rows_fingerprint(rows) -> str:
     """sha256 of what defines the data: each image's split, name, class and content."""
     digest = hashlib.sha256()

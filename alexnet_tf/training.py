@@ -26,7 +26,7 @@ from . import distribute, plots
 from .augment import AUGMENTATIONS, batch_mixing, image_data_generator
 from .config import TrainConfig
 from .data import class_descriptions, data_work_dir, decode_image, load_data, load_images, require_every_class
-from .evaluate import evaluate_predictions, predict, prediction_table
+from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_arguments, validation_batch_size
 from .hardware import choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .keras_internals import random_stream_variables
@@ -38,6 +38,7 @@ from .run_folder import (
     file_record,
     load_saved_model,
     read_manifest,
+    shown,
     write_atomically,
 )
 from .schedules import learning_rate, plateau_callback
@@ -132,6 +133,29 @@ class FitRecord(keras.callbacks.TerminateOnNaN):
         )
 
 
+class EpochLine(keras.callbacks.Callback):
+    """One short line an epoch (``train(..., verbose="line")``): what a notebook should keep of a
+    fit, where Keras' own ``verbose=2`` prints two long lines and ``verbose=1`` a progress bar."""
+
+    def on_train_begin(self, logs=None):
+        self.epochs = self.params.get("epochs")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [
+            f"epoch {epoch + 1:>{len(str(self.epochs))}}/{self.epochs}",
+            f"loss {logs.get('loss', float('nan')):.3f}",
+        ]
+        for key, label in (("accuracy", "top-1"), ("val_accuracy", "val top-1"), ("val_top5_accuracy", "val top-5")):
+            if key in logs:
+                parts.append(f"{label} {logs[key]:.3f}")
+        parts.append(f"{time.perf_counter() - self.started:.0f} s")
+        print("  ".join(parts))
+
+
 def make_augmenter(config: TrainConfig):
     """The augmentation layer ``config.augmentation`` names in the registry (None for none and for
     classic, whose ImageDataGenerator works on the batches instead)."""
@@ -160,13 +184,16 @@ def training_data(config: TrainConfig, data, augment=None, shard=None):
 
 
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
-    """Run ``config`` end to end into its run folder: data -> model -> fit -> evaluation."""
+    """Run ``config`` end to end into its run folder: data -> model -> fit -> evaluation.
+    ``verbose`` is Keras' (0, 1 a progress bar, 2 a line an epoch) or "line": one short line an epoch."""
+    if verbose == "line":
+        callbacks, verbose = [*callbacks, EpochLine()], 0
     run = RunFolder(config, writer=distribute.is_writer())
     with run.lock():
         recorded, device = run_settings(config, run)
         run.check_config(recorded)
         if run.finished:
-            print(f"{run.path} is a finished run of this config: loading it, not training again")
+            print(f"{shown(run.path)} is a finished run of this config: loading it, not training again")
             return load_run(run.path)
         run.say(f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}")
         distribute.check(config.distribute, config.batch_size)
@@ -328,7 +355,7 @@ def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, fact
     run.drop_backup()  # last: a kill before this point resumes into the evaluation again
     print(
         f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
-        f"on {len(data.y_val)} {data.val_split} images. Run folder: {run.path}"
+        f"on {len(data.y_val)} {data.val_split} images. Run folder: {shown(run.path)}"
     )
     return RunResult(run.path, model, history, metrics, report)
 
@@ -374,6 +401,7 @@ def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, h
         plots.plot_errors(history, figures / "errors.png")
     plots.plot_per_class_accuracy(report, figures / f"per_class_{split}.png")
     plots.plot_confusion(confusion, names, figures / f"confusion_{split}.png")
+    plots.plot_confused_pairs(confused_pairs(confusion, names), figures / f"confused_pairs_{split}.png")
     plots.plot_predictions(images, labels, probs, names, figures / f"predictions_{split}.png")
     plots.plot_conv1_filters(model, figures / "conv1_filters.png")
     import matplotlib.pyplot as plt

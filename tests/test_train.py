@@ -190,3 +190,55 @@ print("RESULT", r.metrics["epochs"], "REPLICAS", r.metrics["replicas"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RESULT 1 REPLICAS 2" in out.stdout  # one replica on each logical CPU device
+
+
+def test_confused_pairs_name_the_most_frequent_mistakes():
+    from alexnet_tf.evaluate import confused_pairs
+
+    confusion = np.array([[8, 2, 0], [5, 4, 1], [0, 0, 10]])
+    pairs = confused_pairs(confusion, ["cat", "dog", "owl"], top=5)
+    assert list(zip(pairs["true"], pairs["predicted"], pairs["images"])) == [
+        ("dog", "cat", 5),
+        ("cat", "dog", 2),
+        ("dog", "owl", 1),
+    ]
+    assert pairs["share"].tolist() == [0.5, 0.2, 0.1]  # no pair without a mistake, none on the diagonal
+
+
+def test_verbose_line_prints_one_short_line_an_epoch(synthetic_root, tmp_path, capsys, monkeypatch):
+    from conftest import tiny
+
+    monkeypatch.chdir(tmp_path)  # as a notebook runs beside its runs folder
+    train(tiny(synthetic_root, tmp_path, epochs=2), verbose="line")
+    out = capsys.readouterr().out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+    assert all(len(line) < 100 and "val top-1" in line for line in epochs)
+    assert "━" not in out and "Epoch 1/" not in out
+    assert str(tmp_path) not in out  # the run folder is shown relative to the working folder where it can be
+
+
+def test_shown_paths_are_relative_beside_the_working_folder_and_absolute_further(tmp_path, monkeypatch):
+    from alexnet_tf.run_folder import shown
+
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert shown(tmp_path / "runs" / "a") == "../runs/a"
+    assert shown(tmp_path / "notebooks" / "b") == "b"
+    far = tmp_path.parent.parent / "elsewhere"
+    assert shown(far) == str(far)
+
+
+def test_the_retracing_notice_is_dropped_and_other_warnings_pass(caplog):
+    import logging
+
+    from alexnet_tf.hardware import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning(
+            "5 out of the last 9 calls to <function f> triggered tf.function retracing. Tracing is expensive"
+        )
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
