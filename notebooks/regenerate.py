@@ -28,7 +28,7 @@ KERNEL_ENV = {k: v for k, v in os.environ.items() if k != "ALEXNET_QUICK"}
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MAX_BYTES = 500_000
-MAX_LINE = 200  # a printed line longer than this is a log, not a result
+MAX_LINE = 250  # a printed line longer than this is a log, not a result (a Keras epoch line: 300-700)
 # Absolute paths of a machine (POSIX roots, a Windows drive), never of the notebook's own folders.
 ABSOLUTE_PATH = re.compile(
     r"(?<![\w.~/])/(?:home|root|Users|tmp|work|content|mnt|var|opt|usr|private|srv)/|[A-Za-z]:\\"
