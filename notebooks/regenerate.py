@@ -6,7 +6,8 @@
 Each notebook runs on a fresh kernel in this folder, as in Jupyter, with ``ALEXNET_QUICK`` unset
 (the real experiment: notebook 1 downloads the zip into ``data/`` unless it is there). What is
 kept is what the notebook shows, minus what does not belong in git: execution timestamps are not
-recorded, and images are re-encoded as palette PNGs (a quarter of the size, the same figure).
+recorded, and figures are re-encoded at most MAX_WIDTH pixels wide as palette PNGs (a quarter of
+the size, the same figure) or, for grids of photographs, JPEGs.
 A notebook is written (to a temporary file, then renamed) only when it ran to its end; then
 ``problems`` checks it, as the test suite does for every committed notebook.
 """
@@ -33,6 +34,7 @@ MAX_LINE = 250  # a printed line longer than this is a log, not a result (a Kera
 ABSOLUTE_PATH = re.compile(
     r"(?<![\w.~/])/(?:home|root|Users|tmp|work|content|mnt|var|opt|usr|private|srv)/|[A-Za-z]:\\"
 )
+MAX_WIDTH = 640  # pixels of an inline figure: about the width of a notebook page on GitHub
 FORBIDDEN = ("WARNING", "Traceback", "retracing", "━", "Epoch 1/")
 
 
@@ -84,7 +86,7 @@ def file_problems(path: Path) -> list[str]:
     )
 
 
-def shrink_png(encoded: str, max_width: int = 900) -> str:
+def shrink_png(encoded: str, max_width: int = MAX_WIDTH) -> str:
     """A base64 PNG as a palette PNG of at most ``max_width`` pixels (matplotlib's are RGBA)."""
     from PIL import Image
 
@@ -96,14 +98,30 @@ def shrink_png(encoded: str, max_width: int = 900) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii") + "\n"
 
 
+def as_jpeg(encoded: str, quality: int = 75) -> str:
+    """A base64 PNG as a base64 JPEG: a grid of photographs weighs a third of its palette PNG."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB").save(out, "JPEG", quality=quality)
+    return base64.b64encode(out.getvalue()).decode("ascii") + "\n"
+
+
 def clean(notebook) -> None:
-    """What does not belong in git out of an executed notebook (in place)."""
+    """What does not belong in git out of an executed notebook (in place). Each figure becomes a
+    palette PNG, or a JPEG where that is under 60% of its size (photographs; plots stay sharp PNGs)."""
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "image/png" in data:
-                data["image/png"] = shrink_png(data["image/png"])
+                png = shrink_png(data["image/png"])
+                jpeg = as_jpeg(png)
+                if len(jpeg) < 0.6 * len(png):
+                    del data["image/png"]
+                    data["image/jpeg"] = jpeg
+                else:
+                    data["image/png"] = png
     notebook.metadata.pop("papermill", None)
 
 

@@ -39,6 +39,7 @@ def test_quick_training_learns_and_writes_a_run_folder(quick_run):
         "figures/history.png",
         "figures/errors.png",
         "figures/confusion_val.png",
+        "figures/confused_pairs_val.png",
         "figures/predictions_val.png",
         "figures/conv1_filters.png",
         "figures/per_class_val.png",
