@@ -82,7 +82,8 @@ def file_problems(path: Path) -> list[str]:
         json.loads(path.read_text()),
         path.name,
         path.stat().st_size,
-        forbidden_paths=(str(REPO), str(Path.home())),
+        # A home of "/" (some containers) would match every path: only folders below the root count.
+        forbidden_paths=tuple(str(p) for p in (REPO, Path.home()) if len(p.parts) > 1),
     )
 
 
