@@ -316,7 +316,10 @@ def manifest_rows(data) -> list[dict]:
 def shown(path) -> str:
     """``path`` as a message gives it: relative where it lies below the working folder or beside it
     (``../runs/NAME`` in a notebook), absolute otherwise, so that printouts hold no machine's paths."""
-    relative = os.path.relpath(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # on Windows, another drive has no relative path
+        return str(path)
     return relative if not relative.startswith(os.path.join("..", "..")) else str(path)
 
 

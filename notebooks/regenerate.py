@@ -100,7 +100,7 @@ def shrink_png(encoded: str, max_width: int = MAX_WIDTH) -> str:
 
 
 def as_jpeg(encoded: str, quality: int = 75) -> str:
-    """A base64 PNG as a base64 JPEG: a grid of photographs weighs a third of its palette PNG."""
+    """A base64 PNG as a base64 JPEG: a grid of photographs weighs about half its palette PNG."""
     from PIL import Image
 
     out = io.BytesIO()

@@ -229,6 +229,12 @@ def test_shown_paths_are_relative_beside_the_working_folder_and_absolute_further
     far = tmp_path.parent.parent / "elsewhere"
     assert shown(far) == str(far)
 
+    def other_drive(path, start=None):
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+
+    monkeypatch.setattr("os.path.relpath", other_drive)  # Windows, another drive
+    assert shown(far) == str(far)
+
 
 def test_the_retracing_notice_is_dropped_and_other_warnings_pass(caplog):
     import logging
