@@ -4,10 +4,12 @@
 
 config.json, history.csv, metrics.json and per_class_val.csv (never models or images); the
 machine's own paths in config.json (the data and runs folders) are cut to their last part.
+Refuses to write where git would ignore the files: a record that never reaches git backs nothing.
 """
 
 import json
-import shutil
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,24 +17,46 @@ OUT = Path(__file__).resolve().parent / "runs"
 RECORDS = ("config.json", "history.csv", "metrics.json", "per_class_val.csv")
 
 
-def save(run_dir: Path) -> Path:
-    target = OUT / run_dir.name
+def ignored_by_git(path: Path) -> bool:
+    """Whether git would ignore ``path`` in the repository that holds it (False outside a repository)."""
+    path = Path(path).resolve()
+    where = next(p for p in path.parents if p.is_dir())
+    done = subprocess.run(
+        ["git", "-C", str(where), "check-ignore", "-q", "--no-index", str(path)], check=False, capture_output=True
+    )
+    return done.returncode == 0
+
+
+def save(run_dir: Path, out: Path = OUT) -> Path:
+    target = out / run_dir.name
+    missing = [name for name in RECORDS if not (run_dir / name).is_file()]
+    if missing:
+        sys.exit(f"{run_dir / missing[0]} is missing: is {run_dir} a finished run folder?")
+    ignored = [name for name in RECORDS if ignored_by_git(target / name)]
+    if ignored:
+        sys.exit(
+            f"git ignores {target / ignored[0]}: change the ignore pattern (git check-ignore -v shows which) "
+            "before saving records there"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for name in RECORDS:
         source = run_dir / name
-        if not source.is_file():
-            sys.exit(f"{source} is missing: is {run_dir} a finished run folder?")
         if name == "config.json":
             config = json.loads(source.read_text())
             for key in ("data", "runs_dir", "init_weights"):
                 if config.get(key):
                     config[key] = Path(config[key]).name
-            (target / name).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            text = json.dumps(config, indent=2, sort_keys=True) + "\n"
         else:
-            shutil.copyfile(source, target / name)
+            text = source.read_text()
+        temporary = target / f".{name}.tmp"
+        temporary.write_text(text)
+        os.replace(temporary, target / name)  # a stop midway leaves the old file whole
     return target
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
     for arg in sys.argv[1:]:
         print(save(Path(arg)))

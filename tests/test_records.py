@@ -1,0 +1,108 @@
+"""Every run folder that README.md and RESULTS.md name under benchmarks/runs/ is in git, with its
+records; and the script that copies records there refuses a place git would ignore."""
+
+import fnmatch
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NEEDED = ("config.json", "history.csv", "metrics.json")
+MENTION = r"benchmarks/runs/([A-Za-z0-9_.*+-]+)"
+
+
+def mentioned_runs(text: str) -> set[str]:
+    import re
+
+    return {m.rstrip(".") for m in re.findall(MENTION, text)}
+
+
+def tracked_files() -> set[str]:
+    out = subprocess.run(["git", "ls-files", "benchmarks/runs"], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def missing_records(names, tracked) -> list[str]:
+    """What git lacks of each named run folder (a ``*`` in a name must match at least one folder)."""
+    folders = {Path(f).parts[2] for f in tracked if len(Path(f).parts) > 3}
+    problems = []
+    for name in sorted(names):
+        matched = sorted(fnmatch.filter(folders, name)) if "*" in name else [name]
+        if not matched:
+            problems.append(f"benchmarks/runs/{name} matches no folder in git")
+        for folder in matched:
+            problems += [
+                f"benchmarks/runs/{folder}/{n} is not in git"
+                for n in NEEDED
+                if f"benchmarks/runs/{folder}/{n}" not in tracked
+            ]
+    return problems
+
+
+def test_every_run_the_docs_name_is_in_git():
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    text = (REPO / "README.md").read_text() + (REPO / "benchmarks" / "RESULTS.md").read_text()
+    assert missing_records(mentioned_runs(text), tracked_files()) == []
+
+
+def test_the_check_catches_what_is_missing():
+    tracked = {f"benchmarks/runs/a/{n}" for n in NEEDED} | {"benchmarks/runs/b-1/config.json"}
+    text = "see `benchmarks/runs/a/` and benchmarks/runs/b-*/. Also benchmarks/runs/gone/"
+    assert mentioned_runs(text) == {"a", "b-*", "gone"}
+    problems = missing_records(mentioned_runs(text), tracked)
+    assert "benchmarks/runs/b-1/history.csv is not in git" in problems
+    assert "benchmarks/runs/gone/config.json is not in git" in problems
+    assert not any("/a/" in p for p in problems)
+    assert missing_records({"c-*"}, tracked) == ["benchmarks/runs/c-* matches no folder in git"]
+
+
+def test_records_of_benchmarks_runs_are_not_ignored():
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(
+        ["git", "check-ignore", "--no-index", "benchmarks/runs/x/config.json", "runs/x/config.json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.split() == ["runs/x/config.json"]  # the top-level runs/ only
+
+
+def _save_run_records():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import save_run_records
+
+    return save_run_records
+
+
+def _finished_run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"data": "/home/me/data/tiny", "runs_dir": "/home/me/runs"}))
+    for name in ("history.csv", "metrics.json", "per_class_val.csv"):
+        (folder / name).write_text("x\n")
+    return folder
+
+
+def test_save_run_records_refuses_a_place_git_ignores(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("runs/\n")  # the unanchored pattern that hid every record
+    run = _finished_run(tmp_path / "run-a")
+    save = _save_run_records().save
+    with pytest.raises(SystemExit, match="git ignores"):
+        save(run, repo / "benchmarks" / "runs")
+    assert not (repo / "benchmarks" / "runs" / "run-a").exists()
+    (repo / ".gitignore").write_text("/runs/\n")
+    target = save(run, repo / "benchmarks" / "runs")
+    assert json.loads((target / "config.json").read_text()) == {"data": "tiny", "runs_dir": "runs"}
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "per_class_val.csv",
+    ]
