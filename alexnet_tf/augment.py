@@ -10,6 +10,10 @@ Units that trip users up (all parameters here use the ImageDataGenerator's units
   The seeds wrote 0.2 meaning 20%; 0.2 is kept as the default to match them, knowingly.
 * ``zoom_range=0.2`` means a random scale in [0.8, 1.2], drawn separately for width and height.
 * ``width_shift_range=0.2`` is a fraction of the width (up to 12.8 pixels of a 64-pixel image).
+
+Beyond ImageDataGenerator's transforms, both paths offer random-resized crops (``crop_area``),
+random erasing (``erasing``, Zhong et al. 2017) and the AlexNet paper's PCA colour noise
+(``pca_lighting``, section 4.1: noise along the principal components of the training pixels).
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ class AugmentConfig:
     horizontal_flip: bool = True
     fill_mode: str = "nearest"  # "nearest", "constant", "reflect" or "wrap"
     crop_padding: int = 0  # pad by this many pixels, then crop back at a random place (0: off)
+    # Random-resized crop: a random part of [crop_area, 1] of the image's area, of aspect ratio 3/4 to
+    # 4/3, stretched back to the full size (1: off). 0.35 is the usual value for 64x64 images.
+    crop_area: float = 1.0
+    # Random erasing: the probability that an image gets one rectangle (2-25% of its area, aspect
+    # 0.3-3.3) of random pixels (0: off; Zhong et al. use 0.5).
+    erasing: float = 0.0
+    # PCA lighting, the AlexNet paper's colour augmentation: each image gets sum_i a_i l_i p_i added
+    # to every pixel (p_i, l_i the eigenvectors and eigenvalues of the covariance of the training
+    # images' RGB values in [0, 1]), a_i drawn from N(0, pca_lighting); the paper uses 0.1 (0: off).
+    pca_lighting: float = 0.0
 
     def __post_init__(self):
         if self.fill_mode not in ("nearest", "constant", "reflect", "wrap"):
@@ -41,6 +55,34 @@ class AugmentConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.zoom >= 1:
             raise ValueError(f"zoom={self.zoom} must be < 1 (the scale range is [1 - zoom, 1 + zoom])")
+        if not 0 < self.crop_area <= 1:
+            raise ValueError(f"crop_area={self.crop_area} must be in (0, 1] (1: no random-resized crop)")
+        if not 0 <= self.erasing <= 1:
+            raise ValueError(f"erasing={self.erasing} must be a probability in [0, 1]")
+        if not 0 <= self.pca_lighting < 10:
+            raise ValueError(f"pca_lighting={self.pca_lighting} must be in [0, 10) (the paper's 0.1)")
+
+
+# Random erasing's rectangles (Zhong et al. 2017): area fraction and log aspect ratio.
+ERASE_AREA = (0.02, 0.25)
+ERASE_LOG_ASPECT = (math.log(0.3), math.log(1 / 0.3))
+CROP_LOG_ASPECT = (math.log(3 / 4), math.log(4 / 3))
+
+
+def pixel_pca(images, chunk=4096) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and eigenvectors (columns) of the covariance of the RGB values of
+    uint8 ``images`` scaled to [0, 1]: the principal components of PCA lighting."""
+    images = np.asarray(images)
+    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+    for start in range(0, len(images), chunk):
+        pixels = images[start : start + chunk].reshape(-1, 3).astype("float64") / 255.0
+        total += pixels.sum(0)
+        outer += pixels.T @ pixels
+        count += len(pixels)
+    mean = total / count
+    values, vectors = np.linalg.eigh(outer / count - np.outer(mean, mean))
+    order = np.argsort(values)[::-1]
+    return values[order].astype("float32"), vectors[:, order].astype("float32")
 
 
 def degrees_to_turns(degrees: float) -> float:
@@ -55,13 +97,14 @@ def turns_to_degrees(turns: float) -> float:
 # --- the classic path ---------------------------------------------------------------------
 
 
-def image_data_generator(config: AugmentConfig = AugmentConfig(), seed=None):
-    """A Keras ``ImageDataGenerator`` with ``config``'s transforms (use ``.flow`` or ``.flow_from_directory``)."""
+def image_data_generator(config: AugmentConfig = AugmentConfig(), seed=None, pca=None):
+    """A Keras ``ImageDataGenerator`` with ``config``'s transforms (use ``.flow`` or ``.flow_from_directory``);
+    ``pca``: ``pixel_pca`` of the training images, needed when ``config.pca_lighting`` is set."""
     # Keras 3 has no keras.preprocessing.image.ImageDataGenerator (that import raises ImportError);
     # TensorFlow still ships the numpy-based original as tf.keras.preprocessing.image.
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-    crop = _pad_and_crop(config.crop_padding, config.fill_mode, seed) if config.crop_padding else None
+    crop = _per_image_transforms(config, seed, pca)
     return ImageDataGenerator(
         rotation_range=config.rotation_degrees,
         width_shift_range=config.width_shift,
@@ -74,17 +117,45 @@ def image_data_generator(config: AugmentConfig = AugmentConfig(), seed=None):
     )
 
 
-def _pad_and_crop(padding, fill_mode, seed):
+def _per_image_transforms(config: AugmentConfig, seed, pca=None):
+    """ImageDataGenerator's ``preprocessing_function`` for the transforms it lacks (pad-and-crop,
+    random-resized crop, erasing, PCA lighting), drawn as the fast path draws them; None if none is on."""
+    if not (config.crop_padding or config.crop_area < 1 or config.erasing or config.pca_lighting):
+        return None
+    if config.pca_lighting and pca is None:
+        raise ValueError("pca_lighting needs the training images' pixel_pca(x_train) (the pca argument)")
     rng = np.random.default_rng(seed)
-    mode = {"nearest": "edge", "constant": "constant", "reflect": "reflect", "wrap": "wrap"}[fill_mode]
+    mode = {"nearest": "edge", "constant": "constant", "reflect": "reflect", "wrap": "wrap"}[config.fill_mode]
+    padding = config.crop_padding
 
-    def crop(image):
+    def transform(image):
         h, w = image.shape[:2]
-        padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)), mode=mode)
-        top, left = rng.integers(0, 2 * padding + 1, 2)
-        return padded[top : top + h, left : left + w]
+        if padding:
+            padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)), mode=mode)
+            top, left = rng.integers(0, 2 * padding + 1, 2)
+            image = padded[top : top + h, left : left + w]
+        if config.crop_area < 1:
+            area, aspect = rng.uniform(config.crop_area, 1.0), math.exp(rng.uniform(*CROP_LOG_ASPECT))
+            cw, ch = min(1.0, math.sqrt(area * aspect)), min(1.0, math.sqrt(area / aspect))
+            x0, y0 = rng.uniform(0, 1 - cw) * w, rng.uniform(0, 1 - ch) * h
+            from PIL import Image
 
-    return crop
+            crop = Image.fromarray(np.clip(image, 0, 255).astype("uint8"))
+            image = np.asarray(
+                crop.resize((w, h), Image.BILINEAR, box=(x0, y0, x0 + cw * w, y0 + ch * h)), dtype="float32"
+            )
+        image = np.array(image, dtype="float32")
+        if config.pca_lighting:
+            values, vectors = pca
+            image = np.clip(image + 255.0 * (vectors @ (rng.normal(0, config.pca_lighting, 3) * values)), 0, 255)
+        if config.erasing and rng.uniform() < config.erasing:
+            area, aspect = rng.uniform(*ERASE_AREA) * h * w, math.exp(rng.uniform(*ERASE_LOG_ASPECT))
+            eh, ew = min(h, round(math.sqrt(area * aspect))), min(w, round(math.sqrt(area / aspect)))
+            top, left = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
+            image[top : top + eh, left : left + ew] = rng.uniform(0, 255, (eh, ew, image.shape[2]))
+        return image
+
+    return transform
 
 
 # --- the fast path ------------------------------------------------------------------------
@@ -184,8 +255,10 @@ class RandomAffine(layers.Layer):
     ``crop_padding`` pixels) are composed into one matrix per image and applied with a
     single bilinear resampling (``affine_warp``): one pass over the batch instead of one per
     transform, and no blur from resampling again and again. The
-    parameters are drawn as ImageDataGenerator draws them. Active only when ``training``.
-    Takes uint8 or float images; returns float32 pixel values in the input's range.
+    parameters are drawn as ImageDataGenerator draws them. A random-resized crop (``crop_area``)
+    joins the same matrix; PCA lighting and random erasing follow the warp. Active only when
+    ``training``. Takes uint8 or float images; returns float32 pixel values in the input's range.
+    ``pca_values`` and ``pca_vectors``: ``pixel_pca`` of the training images, for ``pca_lighting``.
     """
 
     def __init__(
@@ -198,13 +271,32 @@ class RandomAffine(layers.Layer):
         horizontal_flip=True,
         fill_mode="nearest",
         crop_padding=0,
+        crop_area=1.0,
+        erasing=0.0,
+        pca_lighting=0.0,
+        pca_values=None,
+        pca_vectors=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.config = AugmentConfig(
-            rotation_degrees, width_shift, height_shift, shear_degrees, zoom, horizontal_flip, fill_mode, crop_padding
+            rotation_degrees=rotation_degrees,
+            width_shift=width_shift,
+            height_shift=height_shift,
+            shear_degrees=shear_degrees,
+            zoom=zoom,
+            horizontal_flip=horizontal_flip,
+            fill_mode=fill_mode,
+            crop_padding=crop_padding,
+            crop_area=crop_area,
+            erasing=erasing,
+            pca_lighting=pca_lighting,
         )
+        if pca_lighting and (pca_values is None or pca_vectors is None):
+            raise ValueError("pca_lighting needs pca_values and pca_vectors: alexnet_tf.augment.pixel_pca(x_train)")
+        self.pca_values = None if pca_values is None else [float(v) for v in np.ravel(pca_values)]
+        self.pca_vectors = None if pca_vectors is None else np.asarray(pca_vectors, "float32").tolist()
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -231,11 +323,19 @@ class RandomAffine(layers.Layer):
             tx = tx + ops.floor(self._uniform(n, 0.0, float(k))) - c.crop_padding
             ty = ty + ops.floor(self._uniform(n, 0.0, float(k))) - c.crop_padding
         flip = ops.where(self._uniform(n, 0.0, 1.0) < 0.5, -1.0, 1.0) if c.horizontal_flip else ops.ones((n,))
+        if c.crop_area < 1:  # a random part of the image, stretched to the full size: zoom in and move
+            area = self._uniform(n, c.crop_area, 1.0)
+            aspect = ops.exp(self._uniform(n, *CROP_LOG_ASPECT))
+            cw, ch = ops.minimum(ops.sqrt(area * aspect), 1.0), ops.minimum(ops.sqrt(area / aspect), 1.0)
+            zx, zy = zx * cw, zy * ch
+            tx = tx + self._uniform(n, -1.0, 1.0) * (1 - cw) * (wf / 2)
+            ty = ty + self._uniform(n, -1.0, 1.0) * (1 - ch) * (hf / 2)
         # Output pixel (x, y) samples the input at M @ (x - cx, y - cy) + (cx + tx, cy + ty), where
         # M = rotation @ shear @ zoom @ flip (the output-to-input map, as ImageDataGenerator builds it).
-        if not (c.rotation_degrees or c.shear_degrees or c.zoom or c.width_shift or c.height_shift):
+        if not (c.rotation_degrees or c.shear_degrees or c.zoom or c.width_shift or c.height_shift or c.crop_area < 1):
             # Crops and flips only (the same draws as below): whole-pixel moves, one gather.
-            return _compiled_function(shift_and_flip)(images_in, tx, ty, flip, c.fill_mode)
+            out = _compiled_function(shift_and_flip)(images_in, tx, ty, flip, c.fill_mode)
+            return self._light_and_erase(out, n, h, w)
         cos, sin = ops.cos(theta), ops.sin(theta)
         shear_sin, shear_cos = -ops.sin(shear), ops.cos(shear)
         m00 = cos * zx * flip
@@ -247,13 +347,42 @@ class RandomAffine(layers.Layer):
         b2 = cy + ty - m10 * cx - m11 * cy
         transform = ops.stack([m00, m01, a2, m10, m11, b2], axis=1)
         out = _compiled_function(affine_warp)(images, transform, c.fill_mode)
-        return out if top is None else ops.clip(out, 0.0, top)  # rounding may step past 255
+        out = out if top is None else ops.clip(out, 0.0, top)  # rounding may step past 255
+        return self._light_and_erase(out, n, h, w)
+
+    def _light_and_erase(self, images, n, h, w):
+        """PCA lighting, then random erasing, on float pixel values in 0..255 (each off at 0)."""
+        c = self.config
+        if c.pca_lighting:
+            alpha = keras.random.normal((n, 3), stddev=c.pca_lighting, seed=self.seed_generator)
+            shift = ops.matmul(alpha * ops.convert_to_tensor(self.pca_values), ops.transpose(self.pca_vectors))
+            images = ops.clip(images + 255.0 * shift[:, None, None, :], 0.0, 255.0)
+        if c.erasing:
+            hf, wf = ops.cast(h, "float32"), ops.cast(w, "float32")
+            area = self._uniform(n, *ERASE_AREA) * hf * wf
+            aspect = ops.exp(self._uniform(n, *ERASE_LOG_ASPECT))
+            eh, ew = ops.minimum(ops.sqrt(area * aspect), hf), ops.minimum(ops.sqrt(area / aspect), wf)
+            y0, x0 = self._uniform(n, 0.0, 1.0) * (hf - eh), self._uniform(n, 0.0, 1.0) * (wf - ew)
+            erase = self._uniform(n, 0.0, 1.0) < c.erasing
+            ys = ops.arange(h, dtype="float32")[None, :, None]
+            xs = ops.arange(w, dtype="float32")[None, None, :]
+            inside = (
+                (ys >= y0[:, None, None])
+                & (ys < (y0 + eh)[:, None, None])
+                & (xs >= x0[:, None, None])
+                & (xs < (x0 + ew)[:, None, None])
+                & erase[:, None, None]
+            )
+            noise = keras.random.uniform(ops.shape(images), 0.0, 255.0, seed=self.seed_generator)
+            images = ops.where(inside[..., None], noise, images)
+        return images
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), **asdict(self.config), "seed": self.seed}
+        pca = {"pca_values": self.pca_values, "pca_vectors": self.pca_vectors}
+        return {**super().get_config(), **asdict(self.config), **pca, "seed": self.seed}
 
 
 # --- the augmentation registry --------------------------------------------------------------
@@ -279,9 +408,11 @@ def _no_augmentation(augment, seed=None):
     return None
 
 
-def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None) -> RandomAffine:
-    """The fast path: a Keras layer to map over ``tf.data`` batches (CPU) or to put first in the model (GPU)."""
-    return RandomAffine(**asdict(config), seed=seed, name="augment")
+def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None, pca=None) -> RandomAffine:
+    """The fast path: a Keras layer to map over ``tf.data`` batches (CPU) or to put first in the model (GPU).
+    ``pca``: ``pixel_pca`` of the training images, needed when ``config.pca_lighting`` is set."""
+    values, vectors = (None, None) if pca is None else pca
+    return RandomAffine(**asdict(config), pca_values=values, pca_vectors=vectors, seed=seed, name="augment")
 
 
 register_augmentation("fast")(fast_augmenter)

@@ -43,6 +43,13 @@ Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["step", "plateau", "cosine", "onecycle", "constant"]
 Preprocessing = Literal["standardize", "rescale", "imagenet"]
 Mixing = Literal["mixup", "cutmix"]
+Pooling = Literal["overlapping", "non-overlapping"]
+
+# Settings added after run folders were first written, at the value that trains as the code before
+# them did: at that value they stay out of the fingerprint, so a run made before them keeps its
+# folder name. (Augmentation settings: their AugmentConfig defaults, see AUGMENT_ADDED_LATER.)
+ADDED_LATER = {"pooling": "overlapping", "ema_momentum": None}
+AUGMENT_ADDED_LATER = {"crop_area": 1.0, "erasing": 0.0, "pca_lighting": 0.0}
 
 
 @dataclass
@@ -63,6 +70,9 @@ class TrainConfig:
     dropout: float = setting(0.5, "dropout rate of the two hidden dense layers")
     weight_decay: float = setting(5e-4, "the paper's weight decay on the kernels (an L2 penalty of half this)")
     batch_norm: bool = setting(False, "batch normalisation after each conv layer (not in the paper)")
+    pooling: Pooling = setting(
+        "overlapping", "max-pooling after conv1, conv2 and conv5: 3x3 windows at stride 2 (the paper's) or 2x2"
+    )
     preprocessing: Preprocessing = setting(
         "standardize", "uint8 -> float inside the model: standardize (train-set mean/std), rescale or imagenet"
     )
@@ -80,6 +90,11 @@ class TrainConfig:
     )
     warmup_epochs: int = setting(2, "warm-up epochs of schedule=cosine")
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy, in [0, 1)")
+    ema_momentum: float | None = setting(
+        None,
+        "keep a moving average of the weights with this momentum (Keras' use_ema; 0.99 averages about the "
+        "last 100 steps); the final model is the average, the epochs' val scores are of the raw weights",
+    )
     # augmentation
     augmentation: str = setting(
         "fast",
@@ -165,7 +180,16 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """6 hex digits of the settings that change what is trained (not where it is written)."""
-        settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "name", "data")}
+        settings = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("runs_dir", "name", "data") and not (k in ADDED_LATER and v == ADDED_LATER[k])
+        }
+        settings["augment"] = {
+            k: v
+            for k, v in settings["augment"].items()
+            if not (k in AUGMENT_ADDED_LATER and v == AUGMENT_ADDED_LATER[k])
+        }
         settings["data"] = None if self.data is None else Path(self.data).name
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 
@@ -233,6 +257,8 @@ def _range_problems(c) -> list[str]:
         problems.append(bad("dropout", "in [0, 1)"))
     if not (finite(c.label_smoothing) and 0 <= c.label_smoothing < 1):
         problems.append(bad("label_smoothing", "in [0, 1)"))
+    if c.ema_momentum is not None and not (finite(c.ema_momentum) and 0 < c.ema_momentum < 1):
+        problems.append(bad("ema_momentum", "in (0, 1), e.g. 0.99 (or none for off)"))
     smallest = VARIANTS.get(c.variant, {}).get("min_size", 8)
     if c.image_size < smallest:
         problems.append(bad("image_size", f">= {smallest} for variant {c.variant!r}"))

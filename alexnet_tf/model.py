@@ -145,6 +145,11 @@ VARIANTS = {
 }
 
 
+# Max-pooling window by name; the stride is 2 for both. The paper's overlapping 3x3/2 pooling
+# cut its top-1 error by 0.4 points against 2x2/2 (section 3.4).
+POOLING = {"overlapping": 3, "non-overlapping": 2}
+
+
 def preprocessing_layer(kind="standardize", mean=None, variance=None):
     """uint8 pixels -> float inside the model: "rescale" to [0, 1], "standardize" per channel
     with the training set's mean and variance (see ``channel_stats``), or "imagenet" mean/std."""
@@ -176,6 +181,7 @@ def alexnet_model(
     augmentation=None,
     lrn_params=None,
     name=None,
+    pooling="overlapping",
 ):
     """Build AlexNet for uint8 images; the model converts and normalises them itself.
 
@@ -191,11 +197,15 @@ def alexnet_model(
         preprocessing: "rescale", "standardize" (needs mean and variance) or "imagenet".
         augmentation: optional Keras layer applied to the uint8 images first (active in training only).
         lrn_params: overrides for LocalResponseNormalization (depth_radius, bias, alpha, beta).
+        pooling: "overlapping" (3x3 windows, stride 2: the paper's) or "non-overlapping" (2x2,
+            stride 2), the comparison of the paper's section 3.4; both halve the map.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    if pooling not in POOLING:
+        raise ValueError(f"pooling={pooling!r}; choose one of {', '.join(POOLING)}")
     spec = VARIANTS[variant]
     input_shape = tuple(input_shape or (spec["input_size"], spec["input_size"], 3))
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
@@ -224,8 +234,9 @@ def alexnet_model(
         if lrn and has_lrn:
             x = LocalResponseNormalization(**(lrn_params or {}), name=f"lrn{i}")(x)
         if has_pool:
-            # Overlapping pooling (3x3, stride 2), as in the paper.
-            x = layers.MaxPooling2D(3, 2, padding="valid" if variant == "original" else "same", name=f"pool{i}")(x)
+            x = layers.MaxPooling2D(
+                POOLING[pooling], 2, padding="valid" if variant == "original" else "same", name=f"pool{i}"
+            )(x)
     x = layers.Flatten(name="flatten")(x)
     for i, width in enumerate(spec["dense"], 6):
         x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"fc{i}")(x)
@@ -263,14 +274,15 @@ def _alexnet_builder(variant):
             (config.image_size, config.image_size, 3),
             num_classes,
             variant,
-            config.lrn,
-            config.dropout,
-            config.weight_decay,
-            config.batch_norm,
-            config.preprocessing,
-            mean,
-            variance,
-            augmentation,
+            lrn=config.lrn,
+            dropout=config.dropout,
+            weight_decay=config.weight_decay,
+            batch_norm=config.batch_norm,
+            preprocessing=config.preprocessing,
+            mean=mean,
+            variance=variance,
+            augmentation=augmentation,
+            pooling=config.pooling,
         )
 
     return build

@@ -23,7 +23,7 @@ import pandas as pd
 from data_prep import fsutil, prepare_dataset, tiny_imagenet
 
 from . import distribute, plots
-from .augment import AUGMENTATIONS, batch_mixing, image_data_generator
+from .augment import AUGMENTATIONS, batch_mixing, image_data_generator, pixel_pca
 from .config import TrainConfig
 from .data import class_descriptions, data_work_dir, decode_image, load_data, load_images, require_every_class
 from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
@@ -55,9 +55,11 @@ class RunResult:
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
     rate = learning_rate(config, steps_per_epoch)
+    # Keras keeps the average beside the weights and writes it into them when fit ends.
+    ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.SGD(rate, momentum=config.momentum)
+        return keras.optimizers.Adam(rate, **ema)
+    return keras.optimizers.SGD(rate, momentum=config.momentum, **ema)
 
 
 def load_matching_weights(model, path) -> int:
@@ -156,11 +158,14 @@ class EpochLine(keras.callbacks.Callback):
         print("  ".join(parts))
 
 
-def make_augmenter(config: TrainConfig):
+def make_augmenter(config: TrainConfig, x_train=None):
     """The augmentation layer ``config.augmentation`` names in the registry (None for none and for
-    classic, whose ImageDataGenerator works on the batches instead)."""
+    classic, whose ImageDataGenerator works on the batches instead). PCA lighting takes its
+    principal components from ``x_train``, the training images."""
     if config.augmentation == "classic":
         return None
+    if config.augment.pca_lighting:
+        return AUGMENTATIONS[config.augmentation](config.augment, config.seed, pca=pixel_pca(x_train))
     return AUGMENTATIONS[config.augmentation](config.augment, config.seed)
 
 
@@ -176,7 +181,8 @@ def training_data(config: TrainConfig, data, augment=None, shard=None):
                 "augmentation='classic' is ImageDataGenerator, which needs TensorFlow; on the "
                 f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
             )
-        return image_data_generator(config.augment, config.seed).flow(
+        pca = pixel_pca(data.x_train) if config.augment.pca_lighting else None
+        return image_data_generator(config.augment, config.seed, pca).flow(
             data.x_train, one_hot, batch_size=config.batch_size, shuffle=True, seed=config.seed
         )
     mix = batch_mixing(config.mixing, data.num_classes, config.seed) if config.mixing else None
@@ -206,7 +212,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
             record = FitRecord()
             scope, strategy = distribute.scope(config.distribute)
             with scope:  # every variable, the augmentation's random stream too, under the distribution
-                augment = make_augmenter(config)
+                augment = make_augmenter(config, data.x_train)
                 # On a TensorFlow CPU tf.data augments beside the step; elsewhere the model carries it.
                 in_model = augment is not None and (describe_device()[1] or keras.backend.backend() != "tensorflow")
                 model = build_model(config, data, augment if in_model else None)
@@ -395,6 +401,10 @@ def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, h
     metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
     metrics["split"] = split
     report.to_csv(out_dir / f"per_class_{split}.csv", index=False)
+    # The counts behind the confusion figure, readable and comparable without the model.
+    pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names).to_csv(
+        out_dir / f"confusion_{split}.csv"
+    )
     figures = out_dir / "figures"
     if history is not None and len(history):
         plots.plot_history(history, figures / "history.png")
