@@ -1,0 +1,134 @@
+"""The recipe study: single changes to the ``tiny200`` recipe on a small proxy, validated on
+train images held out of training (never the official val images), then the table of results.
+
+    python benchmarks/proxy_study.py data --source data/tiny-imagenet-200   # the proxy's folder, once
+    python benchmarks/proxy_study.py run [NAME ...]     # every missing run in order (or those named)
+    python benchmarks/proxy_study.py table              # the Markdown table of the finished runs
+    python benchmarks/proxy_study.py commands           # each run's train command
+
+The proxy: 20 classes drawn with seed 0, each split into 350 train and 50 held-out images
+(``data_prep subset --split 350/50/0``: the held-out images are the proxy's "val" split), 10
+epochs of the recipe's schedule (one warm-up epoch, cosine to zero), float32 and no XLA on every
+machine so that runs made on different CPUs compare. Each run is an ordinary run folder: a stopped
+one resumes when ``run`` is started again. Records: ``save_run_records.py`` of each folder.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+PROXY = "proxy20"
+SUBSET = ["--classes", "random:20", "--split", "350/50/0", "--seed", "0"]
+BASE = [
+    "--preset", "tiny200", "--images-per-class", "none", "--epochs", "10",
+    "--precision", "float32", "--jit-compile", "off",
+]  # fmt: skip
+# name -> (the change to tiny200, as train options; what it is). Base first, in the order they run.
+RUNS = {
+    "base-s0": ([], "none (the tiny200 recipe), seed 0"),
+    "nolrn": (["--no-lrn"], "LRN off (batch norm kept)"),
+    "pca": (["--augment", '{"pca_lighting": 0.1}'], "PCA lighting, std 0.1 (the paper's)"),
+    "pool2": (["--pooling", "non-overlapping"], "non-overlapping pooling, 2x2 stride 2"),
+    "base-s1": (["--seed", "1"], "none, seed 1 (the seed spread)"),
+    "ema": (["--ema-momentum", "0.99"], "weight EMA, momentum 0.99"),
+    "dropout5": (["--dropout", "0.5"], "dropout 0.5 (from 0.3)"),
+    "wd1e-3": (["--weight-decay", "1e-3"], "weight decay 1e-3 (from 5e-4)"),
+    "rrc": (["--augment", '{"crop_area": 0.35}'], "random-resized crops, area 0.35-1"),
+    "erasing": (["--augment", '{"erasing": 0.5}'], "random erasing, p 0.5"),
+    "ls2": (["--label-smoothing", "0.2"], "label smoothing 0.2 (from 0.1)"),
+    "mixup": (["--mixing", "mixup"], "MixUp"),
+    "cutmix": (["--mixing", "cutmix"], "CutMix"),
+    "b256": (["--batch-size", "256", "--learning-rate", "0.2"], "batch 256 at learning rate 0.2"),
+}
+
+
+def command(name, data, runs_dir) -> list[str]:
+    change, _ = RUNS[name]
+    return [
+        sys.executable, "-m", "alexnet_tf", "train", *BASE, "--data", str(data),
+        "--name", f"{PROXY}-{name}", "--runs-dir", str(runs_dir), *change,
+    ]  # fmt: skip
+
+
+def shell_command(name) -> str:
+    change, _ = RUNS[name]
+    quoted = [f"'{a}'" if "{" in a else a for a in change]
+    return " ".join(["python -m alexnet_tf train", *BASE, f"--data data/{PROXY}", f"--name {PROXY}-{name}", *quoted])
+
+
+def finished(runs_dir, name) -> bool:
+    return (Path(runs_dir) / f"{PROXY}-{name}" / "metrics.json").is_file()
+
+
+def run(names, data, runs_dir) -> int:
+    failed = []
+    for name in names:
+        if finished(runs_dir, name):
+            continue
+        log = Path(runs_dir) / f"{PROXY}-{name}.log"
+        print(f"{name}: training (log: {log})", flush=True)
+        with open(log, "a") as out:  # a resumed run appends to its log
+            code = subprocess.call(command(name, data, runs_dir), stdout=out, stderr=subprocess.STDOUT)
+        if code:
+            failed.append(name)
+            print(f"{name}: exit {code}; see {log}", flush=True)
+    return 1 if failed else 0
+
+
+def table(runs_dir) -> str:
+    """One row per finished run: held-out top-1/top-5, its difference to the base runs' mean, the
+    last epoch's train accuracy (augmented images) and held-out top-1 by epoch."""
+    rows = {}
+    for name in RUNS:
+        folder = Path(runs_dir) / f"{PROXY}-{name}"
+        if finished(runs_dir, name):
+            metrics = json.loads((folder / "metrics.json").read_text())
+            history = pd.read_csv(folder / "history.csv").drop_duplicates("epoch", keep="last")
+            rows[name] = (metrics, history)
+    bases = [rows[n][0]["top1_accuracy"] for n in ("base-s0", "base-s1") if n in rows]
+    base = sum(bases) / len(bases) if bases else None
+    lines = [
+        "| change to `tiny200` | held-out top-1 | top-5 | vs base | train top-1 | held-out top-1 by epoch | run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (metrics, history) in rows.items():
+        top1 = metrics["top1_accuracy"]
+        delta = "" if base is None else f"{100 * (top1 - base):+.1f}"
+        by_epoch = ", ".join(f"{100 * v:.1f}" for v in history["val_accuracy"])
+        lines.append(
+            f"| {RUNS[name][1]} | {100 * top1:.1f}% | {100 * metrics['top5_accuracy']:.1f}% | {delta} | "
+            f"{100 * history['accuracy'].iloc[-1]:.1f}% | {by_epoch} | `benchmarks/runs/{PROXY}-{name}/` |"
+        )
+    if len(bases) == 2:
+        lines.append(f"\nSeed spread of the base recipe: {100 * abs(bases[0] - bases[1]):.1f} points (seeds 0 and 1).")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["data", "run", "table", "commands"])
+    parser.add_argument("names", nargs="*", help="runs to train (default: every missing one, in order)")
+    parser.add_argument("--source", default="data/tiny-imagenet-200", help="the Tiny ImageNet folder (step data)")
+    parser.add_argument("--data", default=f"data/{PROXY}", help="the proxy's folder (default: data/proxy20)")
+    parser.add_argument("--runs-dir", default="runs", help="where the run folders go (default: runs)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    if args.step == "data":
+        return subprocess.call([sys.executable, "-m", "data_prep", "subset", args.source, "--out", args.data, *SUBSET])
+    if args.step == "run":
+        return run(args.names or list(RUNS), args.data, args.runs_dir)
+    if args.step == "commands":
+        print("\n".join(shell_command(n) for n in args.names or RUNS))
+        return 0
+    print(table(args.runs_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The recipe study's runs: each is the tiny200 recipe on the proxy with exactly its one change."""
+
+import shlex
+import sys
+
+from alexnet_tf.cli import build_parser, config_from_args
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import proxy_study  # noqa: E402
+
+# The settings each run may change (a seed run changes only the seed; a batch run the rate too).
+CHANGES = {
+    "nolrn": {"lrn"},
+    "pca": {"augment"},
+    "pool2": {"pooling"},
+    "base-s1": {"seed"},
+    "ema": {"ema_momentum"},
+    "dropout5": {"dropout"},
+    "wd1e-3": {"weight_decay"},
+    "rrc": {"augment"},
+    "erasing": {"augment"},
+    "ls2": {"label_smoothing"},
+    "mixup": {"mixing"},
+    "cutmix": {"mixing"},
+    "b256": {"batch_size", "learning_rate"},
+}
+
+
+def config_of(name):
+    args = build_parser().parse_args(shlex.split(proxy_study.shell_command(name))[3:])  # after "python -m alexnet_tf"
+    return config_from_args(args)
+
+
+def test_each_run_is_the_base_with_one_change():
+    base = config_of("base-s0")
+    assert (base.epochs, base.precision, base.jit_compile, base.images_per_class) == (10, "float32", False, None)
+    assert base.data == "data/proxy20" and base.val_split == "val"  # the held-out train images
+    assert set(CHANGES) == set(proxy_study.RUNS) - {"base-s0"}
+    for name, fields in CHANGES.items():
+        config = config_of(name)
+        changed = {line.split(":")[0] for line in base.differences(config)} - {"name"}
+        assert changed == fields, name
+    augment = {n: config_of(n).augment for n in ("pca", "rrc", "erasing")}
+    assert augment["pca"].pca_lighting == 0.1 and augment["rrc"].crop_area == 0.35 and augment["erasing"].erasing == 0.5
+    assert augment["pca"].crop_padding == base.augment.crop_padding == 4  # the recipe's other settings kept
+
+
+def test_commands_and_table_without_runs(tmp_path, capsys):
+    assert proxy_study.main(["commands", "pca"]) == 0
+    assert "--augment '{\"pca_lighting\": 0.1}'" in capsys.readouterr().out
+    assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("\n") == 2  # the header only
