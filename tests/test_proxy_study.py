@@ -7,7 +7,7 @@ from alexnet_tf.cli import build_parser, config_from_args
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import proxy_study  # noqa: E402
+import proxy_study
 
 # The settings each run may change (a seed run changes only the seed; a batch run the rate too).
 CHANGES = {
