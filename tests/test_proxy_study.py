@@ -34,8 +34,8 @@ def config_of(name):
 
 def test_each_run_is_the_base_with_one_change():
     base = config_of("base-s0")
-    assert (base.epochs, base.precision, base.jit_compile, base.images_per_class) == (10, "float32", False, None)
-    assert base.data == "data/proxy20" and base.val_split == "val"  # the held-out train images
+    assert (base.epochs, base.precision, base.jit_compile, base.images_per_class) == (18, "float32", False, None)
+    assert base.data == f"data/{proxy_study.PROXY}" and base.val_split == "val"  # the held-out train images
     assert set(CHANGES) == set(proxy_study.RUNS) - {"base-s0"}
     for name, fields in CHANGES.items():
         config = config_of(name)
