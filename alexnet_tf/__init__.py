@@ -9,10 +9,11 @@ and matplotlib).
 
 import importlib
 
-from .hardware import quiet_tensorflow_logs
+from .hardware import quiet_tensorflow_logs, require_backend
 
-# Before Keras loads TensorFlow: a CPU machine shows no CUDA probe lines (unless
-# TF_CPP_MIN_LOG_LEVEL is set, which is then left as it is).
+# Before Keras loads: a missing backend package is one clear error, and a CPU machine shows no
+# CUDA probe lines (unless TF_CPP_MIN_LOG_LEVEL is set, which is then left as it is).
+require_backend()
 quiet_tensorflow_logs()
 
 from data_prep.images import class_descriptions, load_dataset, select_files

@@ -34,33 +34,94 @@ def _no_retracing_notice(record: logging.LogRecord) -> bool:
     return "triggered tf.function retracing" not in record.getMessage()
 
 
-def quiet_tensorflow_logs() -> None:
-    """Hide TensorFlow's C++ start-up lines unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves.
+# The package each Keras backend needs, as pip installs it (the pins of requirements.txt and CI).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow==2.21.0", "jax": "jax==0.10.2 jaxlib==0.10.2", "torch": "torch==2.13.0"}
 
-    On a machine without a GPU they include "failed call to cuInit: ... UNKNOWN ERROR (303)",
-    which reads as a failure; ``describe_device`` says in one line what runs instead. Some of
-    them are written before TensorFlow reads its log level, so TensorFlow is imported (and its
-    GPU probe run) here with the process's stderr pointed at /dev/null for that moment only."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and importlib.util.find_spec("tensorflow"):
-        logging.getLogger("tensorflow").addFilter(_no_retracing_notice)
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+
+class BackendMissing(ModuleNotFoundError):
+    """``KERAS_BACKEND`` names a backend whose package is not installed (or an unknown one)."""
+
+
+def require_backend() -> None:
+    """Before Keras is imported: one clear error when ``KERAS_BACKEND``'s package is missing, which
+    Keras itself reports as a ModuleNotFoundError deep inside its own import. Under ``python -m
+    alexnet_tf`` (whose package loads before its command line) the error is one line and exit 1."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    problem = None
+    if backend not in BACKEND_PACKAGES:
+        problem = (
+            f"KERAS_BACKEND={backend!r} is not a backend this project runs on: choose {', '.join(BACKEND_PACKAGES)}"
+        )
+    elif importlib.util.find_spec(backend) is None:
+        problem = (
+            f"KERAS_BACKEND={backend} needs {backend}, which is not installed: pip install "
+            f"{BACKEND_PACKAGES[backend]} (or choose another backend with KERAS_BACKEND)"
+        )
+    if problem is None:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
-        return
+    if _started_as_command():
+        raise SystemExit(f"error: {problem}")
+    raise BackendMissing(problem)
+
+
+def _started_as_command() -> bool:
+    """True in ``python -m alexnet_tf ...``."""
+    argv = list(getattr(sys, "orig_argv", ()))
+    return any(a == "-m" and argv[i + 1 : i + 2] == ["alexnet_tf"] for i, a in enumerate(argv)) or any(
+        a == "-malexnet_tf" for a in argv
+    )
+
+
+def import_tensorflow_quietly():
+    """``import tensorflow`` (the module, or None where it is not installed) with the process's
+    stderr pointed at /dev/null for that moment only: TensorFlow writes some start-up lines
+    ("I0000 ... Could not find cuda drivers") before it reads ``TF_CPP_MIN_LOG_LEVEL``.
+    Left to speak where the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     if importlib.util.find_spec("tensorflow") is None:
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+        return None
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == _QUIET_LEVEL and _we_set_the_level
+    if quiet:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
     try:
         import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            tf.config.list_physical_devices("GPU")  # the GPU probe's lines too (JAX and PyTorch skip it)
+    except ImportError:  # a broken install: the backends that do not need it go on without it
+        return None
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        if quiet:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    return tf
+
+
+_QUIET_LEVEL = "3"
+_we_set_the_level = False
+
+
+def quiet_tensorflow_logs() -> None:
+    """Hide TensorFlow's C++ start-up lines, whatever the Keras backend, unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL`` themselves.
+
+    On a machine without a GPU they include "failed call to cuInit: ... UNKNOWN ERROR (303)",
+    which reads as a failure; ``describe_device`` says in one line what runs instead. Some of
+    them are written before TensorFlow reads its log level, so TensorFlow is imported here (with
+    ``import_tensorflow_quietly``), also under JAX and PyTorch: Keras imports it on every backend
+    where it is installed (``keras.utils.set_random_seed`` seeds it too)."""
+    global _we_set_the_level
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and importlib.util.find_spec("tensorflow"):
+        logging.getLogger("tensorflow").addFilter(_no_retracing_notice)
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and not _we_set_the_level:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = _QUIET_LEVEL
+    _we_set_the_level = True
+    import_tensorflow_quietly()
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo") -> set[str]:
