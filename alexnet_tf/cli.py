@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
+import signal
 import sys
 import typing
+
+# What --verbose gives train(): one short line an epoch, Keras' progress bar, or Keras' line an epoch.
+VERBOSITY = {"line": "line", "bar": 1, "epoch": 2}
 
 
 def parse_classes(text: str):
@@ -88,9 +93,12 @@ def _add_config_options(parser, preset_defaults):
             base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
             kwargs["type"] = _optional(base) if optional else base
             kwargs["metavar"] = f.name.upper()
-        kwargs["help"] = (
-            f"{text} (default: {'none' if default is None else default}{'; none unsets it' if optional else ''})"
-        )
+        if "(default: " in text and text.endswith(")"):  # the help says the default in words already
+            kwargs["help"] = text[:-1] + ("; none unsets it)" if optional else ")")
+        else:
+            kwargs["help"] = (
+                f"{text} (default: {'none' if default is None else default}{'; none unsets it' if optional else ''})"
+            )
         parser.add_argument(flag, **kwargs)
 
 
@@ -129,6 +137,14 @@ def build_parser():
             default=preset_name,
             choices=sorted(PRESETS),
             help=f"starting settings; options override them (default: {preset_name}; defaults below are that preset's)",
+        )
+        p.add_argument(
+            "--verbose",
+            choices=sorted(VERBOSITY),
+            default=None,
+            help="what training prints: line (one short line an epoch), bar (Keras' progress bar) or epoch "
+            "(Keras' summary of each epoch) (default: bar on a terminal, line when the output goes to a file "
+            "or a pipe)",
         )
         _add_config_options(p, PRESETS[preset_name])
         launch = p.add_argument_group(
@@ -199,20 +215,66 @@ def print_predictions(table) -> None:
             print(f"  {float(probability):6.1%}  {wnid}  {name}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, a closing terminal): a run ends as it does on Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def verbosity(choice=None):
+    """``train``'s ``verbose`` for ``--verbose`` (None: a progress bar on a terminal, else a line an epoch)."""
+    return VERBOSITY[choice or ("bar" if sys.stdout.isatty() else "line")]
+
+
+def _stopped(config) -> str:
+    """What a stopped run keeps and how it goes on, for the last line of an interrupted ``train``."""
+    if config is None:
+        return "nothing to resume: run the command again"
+    from .run_folder import RunFolder
+
+    run = RunFolder(config)
+    if run.finished:
+        return f"{run.path} is finished"
+    return f"{run.saved()}; run the same command again to resume from there"
+
+
 def main(argv=None) -> int:
     from .hardware import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()  # before the parser, whose config import loads Keras and its backend
     args = build_parser().parse_args(argv)
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        previous_handler = None
+    try:
+        return _run(args)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(args) -> int:
     from data_prep.tiny_imagenet import DataFormatError
 
+    config = None
     try:
         if args.command == "predict":
             from .training import predict_files
 
             if args.top < 1:
                 raise ValueError(f"--top {args.top}: give at least 1")
-            print_predictions(predict_files(args.run_dir, args.images, args.top))
+            failed = []
+            table = predict_files(args.run_dir, args.images, args.top, failed=failed)
+            if len(table):
+                print_predictions(table)
+            sys.stdout.flush()
+            for line in failed:
+                print(f"error: {line}", file=sys.stderr)
+            if failed:
+                return 1
         elif args.command == "evaluate":
             from .training import evaluate_saved
 
@@ -231,7 +293,7 @@ def main(argv=None) -> int:
                 distribute.start_processes(args.coordinator, args.num_processes, args.process_id)
             from .training import train
 
-            result = train(config)
+            result = train(config, verbose=verbosity(args.verbose))
             print(
                 f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
                 f"model:    {result.run_dir / 'model.keras'}"
@@ -241,11 +303,15 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (ValueError, OSError, DataFormatError, FloatingPointError) as err:  # OSError: files, folders, disks
+        from .run_folder import DiskFull
+
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC and not isinstance(err, DiskFull) and config:
+            err = f"{err.filename or 'the disk'}: out of disk space, so the run stopped; {_stopped(config)}"
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume from the last finished epoch", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+        print(f"\ninterrupted: {_stopped(config)}", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
     return 0
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Literal
 
 from data_prep.subset import CLASS_GRAMMAR, parse_class_spec
@@ -28,8 +29,9 @@ REFUSED = {
         "several machines train with data-parallel on JAX"
     }
 }
-# What a run folder's config.json holds beside the settings (alexnet_tf.run_folder).
-RECORD_KEYS = ("data_fingerprint",)
+# What a run folder's config.json holds beside the settings (alexnet_tf.run_folder): the data's
+# fingerprint and the Keras backend the run started on (a folder may lack either: older runs).
+RECORD_KEYS = ("data_fingerprint", "backend")
 
 
 def setting(default=dataclasses.MISSING, help="", factory=None):
@@ -147,6 +149,8 @@ class TrainConfig:
         problems = _type_problems(self)
         if problems:  # comparisons below would fail with a TypeError on a wrong type
             raise ValueError("bad training config: " + "; ".join(problems))
+        if self.name is not None and plain_name_problem(self.name) is not None:
+            problems.append(f"name={self.name!r} (--name) {plain_name_problem(self.name)}")
         try:
             self.classes = parse_class_spec(self.classes)
         except ValueError as err:
@@ -222,9 +226,13 @@ class TrainConfig:
         values = {k: v for k, v in values.items() if k not in RECORD_KEYS}
         unknown = sorted(set(values) - known)
         if unknown:
+            named = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, sorted(known), n=3)
+                named.append(f"{key!r} (did you mean {' or '.join(map(repr, close))}?)" if close else repr(key))
             raise ValueError(
-                f"{source}: unknown setting(s) {unknown} (written by another version?); remove them "
-                f"or start a new run. Known settings: {sorted(known)}"
+                f"{source}: unknown setting(s) {', '.join(named)}, written by another version or by hand; "
+                f"rename or remove them, or start a new run"
             )
         try:
             return cls(**values)
@@ -233,6 +241,24 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def plain_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being one plain folder name inside its parent (None: nothing):
+    a run's ``--name`` and an evaluation's ``--as`` never reach outside the folder they belong to."""
+    if not name.strip():
+        return "is empty: give a plain folder name, e.g. my-run"
+    if (
+        any(c in name for c in ("/", "\\", "\0"))
+        or name in (".", "..")
+        or Path(name).is_absolute()
+        or PureWindowsPath(name).drive
+    ):
+        return (
+            "must be one plain folder name, without '/', '..' or a drive: the run folder is made inside "
+            "--runs-dir. Give a name such as my-run, and --runs-dir for the folder that holds it"
+        )
+    return None
 
 
 def _range_problems(c) -> list[str]:

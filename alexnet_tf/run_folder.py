@@ -14,10 +14,13 @@ This module alone reads and writes that layout. What it guarantees:
 - one writer: the process that trains holds an OS lock on ``<runs>/.<name>.lock`` for the whole
   run (released by the OS when the process ends, however it ends); another gets an error naming
   the folder and the pid holding it;
-- one config: a folder that holds another config is refused, naming the differences;
+- one config: a folder that holds another config is refused, naming the differences, and a
+  folder that holds files but no run is never written into;
 - one dataset: a resume on images that differ from the manifest's is refused, with the
   differences counted; evaluate writes into the run's own files only for the run's own images;
-- a broken backup falls back to the epoch before, saying so; broken models are named as such.
+- a broken backup falls back to the epoch before, saying so; broken models are named as such;
+- a full disk stops the run before a save that would not fit (``DiskFull``), with the last good
+  backup kept, so that the same command resumes once there is space.
 """
 
 from __future__ import annotations
@@ -52,14 +55,25 @@ class RunFolderInUse(OSError):
     pass
 
 
-class RunFolder:
-    """``runs_dir/<run name>`` of ``config``. ``writer=False`` (data-parallel processes other than
-    process 0) reads the backup but never writes anything."""
+class DiskFull(OSError):
+    """Too little free space for the next save: raised before writing, so the backup is intact."""
 
-    def __init__(self, config: TrainConfig, writer: bool = True):
+    def __init__(self, message: str):
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class RunFolder:
+    """``runs_dir/<run name>`` of ``config`` (or the folder at ``path``, as evaluate finds it).
+    ``writer=False`` (data-parallel processes other than process 0) reads the backup but never
+    writes anything."""
+
+    def __init__(self, config: TrainConfig | None = None, writer: bool = True, path=None):
         self.opened = time.perf_counter()
         self.config = config
-        self.path = Path(config.runs_dir) / config.run_name
+        self.path = Path(path) if path is not None else Path(config.runs_dir) / config.run_name
         self.backup = self.path / "backup"
         self.writer = writer
         self._lock_file = None
@@ -71,19 +85,61 @@ class RunFolder:
         return TrainConfig.from_json(path.read_text(), path) if path.is_file() else None
 
     def stored_fingerprint(self) -> str | None:
+        return self._stored_record().get("data_fingerprint")
+
+    def stored_backend(self) -> str | None:
+        """The Keras backend the run started on (None for a run from before folders recorded it)."""
+        return self._stored_record().get("backend")
+
+    def _stored_record(self) -> dict:
         path = self.path / "config.json"
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text()).get("data_fingerprint")
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def check_config(self, recorded: TrainConfig) -> None:
-        """Refuse a folder that holds another config, naming what differs and the way out."""
+        """Refuse a folder that holds another config, naming what differs and the way out, and a
+        folder (or file) that holds something other than a run: nothing is written into it. The
+        name is not compared: the folder is the name, whether given or the automatic one."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(
+                f"{self.path} is a file, not a run folder, so nothing was written: pass --name NEW_NAME "
+                f"(or another --runs-dir) for the run"
+            )
         stored = self.stored_config()
-        if stored is not None and stored != recorded:
-            differences = "; ".join(stored.differences(recorded))
+        if stored is None:
+            if self.path.is_dir() and any(not e.name.startswith(".tmp-") for e in self.path.iterdir()):
+                raise FileExistsError(
+                    f"{self.path} holds files but no run (it has no config.json), so nothing was written "
+                    f"there: pass --name NEW_NAME (or another --runs-dir) for the run, or move that folder's "
+                    f"files away"
+                )
+            return
+        stored, ours = stored.replace(name=None), recorded.replace(name=None)
+        if stored != ours:
+            differences = "; ".join(stored.differences(ours))
             raise FileExistsError(
                 f"{self.path} holds a run with another config ({differences}). To keep both, pass --name NEW_NAME; "
                 f"to continue that run, repeat its settings"
+            )
+
+    def finished_line(self) -> str:
+        """What ``train`` says when it loads this finished run instead of training it, with the
+        backend it was trained on, and the way to train it anew where that is not this one's."""
+        trained_on, now = self.stored_backend(), keras.backend.backend()
+        line = f"{shown(self.path)} is a finished run of this config"
+        if trained_on is not None:
+            line += f", trained on {trained_on}"
+        line += ": loading it, not training again"
+        if trained_on is not None and trained_on != now:
+            line += f". To train it anew on {now}, pass --name NEW_NAME"
+        return line
+
+    def say_backend_change(self) -> None:
+        """One line when this run resumes under another Keras backend than it started on."""
+        started_on, now = self.stored_backend(), keras.backend.backend()
+        if self.resuming and started_on is not None and started_on != now:
+            self.say(
+                f"{shown(self.path)} started on {started_on} and resumes on {now}: the weights carry over, "
+                f"the random numbers of the epochs to come differ from those {started_on} would draw"
             )
 
     def say(self, line: str) -> None:
@@ -101,9 +157,10 @@ class RunFolder:
 
     # --- one writer -----------------------------------------------------------------------------
 
-    def lock(self) -> RunFolder:
+    def lock(self, way_out="pass --name NEW_NAME for another run") -> RunFolder:
         """Hold the folder's lock until ``unlock`` or the end of the process; a second process gets
-        a one-line error naming the folder and the pid that holds it. Use as ``with run.lock():``."""
+        a one-line error naming the folder, the pid that holds it and ``way_out`` (what the second
+        one can do instead, in its own command's options). Use as ``with run.lock():``."""
         if not self.writer or self._lock_file is not None:
             return self
         fsutil.check_writable(self.path)  # before minutes of decoding, not after
@@ -124,7 +181,7 @@ class RunFolder:
                 handle.close()
                 raise RunFolderInUse(
                     f"{self.path} is in use by process {holder}, which is training or evaluating "
-                    f"it; wait for it to end, or pass --name NEW_NAME for another run"
+                    f"it; wait for it to end, or {way_out}"
                 ) from None
             try:  # the holder before us may have removed the file as we opened it: lock the one in place
                 if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
@@ -138,6 +195,39 @@ class RunFolder:
         handle.flush()
         self._lock_file = handle
         return self
+
+    def holder(self) -> str | None:
+        """The pid of the process holding the folder's lock (None: no one), asked without taking
+        the lock and without creating its file."""
+        if fcntl is None or self._lock_file is not None:
+            return None
+        try:
+            handle = open(self._lock_path)  # noqa: SIM115 (closed below, after the probe)
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or "unknown"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+    def backup_epoch(self) -> int | None:
+        """The last epoch the backup holds (None: no readable backup)."""
+        for _, meta in _BACKUPS:
+            try:
+                return int(json.loads((self.backup / meta).read_text())["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return None
+
+    def saved(self) -> str:
+        """What the folder keeps of an unfinished run, in words (for a stopped run's last line)."""
+        epoch = self.backup_epoch()
+        if epoch is None:
+            return f"no epoch of {shown(self.path)} was saved yet"
+        return f"{shown(self.backup)} holds epoch {epoch}"
 
     @property
     def _lock_path(self) -> Path:
@@ -185,7 +275,7 @@ class RunFolder:
         if not self.writer:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        record = {**json.loads(recorded.to_json()), "data_fingerprint": fingerprint}
+        record = {**json.loads(recorded.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
         write_atomically(self.path / "config.json", json.dumps(record, indent=2, sort_keys=True))
         write_manifest(self.path / "manifest.csv", rows)
 
@@ -225,11 +315,29 @@ class RunFolder:
             return []
         callbacks = [
             keras.callbacks.CSVLogger(self.path / "history.csv", append=resuming),
-            _FiniteCheckpoint(self.path / "best.keras", monitor="val_accuracy", save_best_only=True),
+            _FiniteCheckpoint(self, self.path / "best.keras", monitor="val_accuracy", save_best_only=True),
         ]
         if _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(self.path / "logs"))
-        return callbacks + [_EpochBackup(self.backup)]
+        return callbacks + [_EpochBackup(self)]
+
+    def require_space(self, model, file: Path, what: str) -> None:
+        """Stop with ``DiskFull`` when the disk lacks room for saving ``what`` (``file``) of ``model``:
+        the size of its last save (``file`` itself or, the first time, the same model's other
+        saves), or the model's weights and optimizer state where nothing was saved yet."""
+        previous = [p for p in (file, self.backup / _BACKUPS[0][0], self.path / "best.keras") if p.is_file()]
+        estimate = previous[0].stat().st_size if previous else variables_bytes(model)
+        needed = int(estimate * 1.1) + (1 << 20)  # HDF5's and the zip's own structures beside the arrays
+        probe = Path(file).parent
+        while not probe.exists():
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if free < needed:
+            raise DiskFull(
+                f"{shown(self.path)}: out of disk space, {_megabytes(free)} free where {what} needs about "
+                f"{_megabytes(needed)}, so the run stopped before writing it; {self.saved()}: "
+                f"free some space and run the same command again to resume"
+            )
 
     def drop_backup(self) -> None:
         if self.writer:
@@ -239,20 +347,40 @@ class RunFolder:
 _BACKUPS = (("latest.weights.h5", "training_metadata.json"), ("previous.weights.h5", "previous_metadata.json"))
 
 
+def variables_bytes(model) -> int:
+    """Bytes of ``model``'s variables and its optimizer's: what a save of it holds, near enough."""
+    variables = [*model.variables, *(model.optimizer.variables if model.optimizer is not None else [])]
+    total = 0
+    for v in variables:
+        try:
+            itemsize = np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+        except TypeError:  # bfloat16 and the like, which numpy does not name
+            itemsize = 2
+        total += int(np.prod(v.shape)) * itemsize
+    return total
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
 class _EpochBackup(keras.callbacks.Callback):
     """After each epoch: the weights and optimizer state, written under a temporary name and
     renamed into place, with the epoch before's kept as ``previous``, so that a file cut short
-    by a kill, a full disk or a crash never leaves a run that cannot resume."""
+    by a kill, a full disk or a crash never leaves a run that cannot resume. The free space is
+    checked first: HDF5 can crash the process when the disk fills during a write."""
 
-    def __init__(self, backup_dir: Path):
+    def __init__(self, run: RunFolder):
         super().__init__()
-        self.backup_dir = Path(backup_dir)
+        self.run = run
+        self.backup_dir = run.backup
 
     def on_epoch_end(self, epoch, logs=None):
         if not np.isfinite((logs or {}).get("loss", 0.0)):
             return  # a diverged epoch is never a point to resume from
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         (latest, latest_meta), (previous, previous_meta) = _BACKUPS
+        self.run.require_space(self.model, self.backup_dir / latest, f"epoch {epoch + 1}'s backup")
         tmp = self.backup_dir / f".tmp-{os.getpid()}.weights.h5"
         with distribute.outside_distribution():
             self.model.save_weights(tmp, overwrite=True)
@@ -267,21 +395,25 @@ class _EpochBackup(keras.callbacks.Callback):
 
 class _FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that never saves an epoch whose loss is NaN or infinite: a diverged run
-    must not leave a best.keras that looks usable (its accuracy can look best by chance)."""
+    must not leave a best.keras that looks usable (its accuracy can look best by chance), nor
+    starts a save the disk has no room for."""
+
+    def __init__(self, run: RunFolder, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run = run
 
     def on_epoch_end(self, epoch, logs=None):
         if np.isfinite((logs or {}).get("loss", 0.0)):
+            self.run.require_space(self.model, Path(self.filepath), "best.keras")
             with distribute.outside_distribution():
                 super().on_epoch_end(epoch, logs)
 
 
 def _tensorboard_available() -> bool:
     """Keras' TensorBoard callback writes through TensorFlow's summary API, whatever the backend."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from .hardware import import_tensorflow_quietly
+
+    return import_tensorflow_quietly() is not None
 
 
 # --- the manifest and the data's fingerprint -------------------------------------------------------
@@ -386,6 +518,11 @@ def load_saved_model(path):
     try:
         return keras.models.load_model(path)
     except Exception as err:  # noqa: BLE001 (a cut zip shows as "File not found", KeyError or BadZipFile)
+        if "safe_mode" in str(err):  # Keras' safe mode refused to run the Python code it holds
+            raise ValueError(
+                f"{path} holds code (e.g. a Lambda layer's Python function), refused for safety; load it "
+                f"yourself with keras.models.load_model(path, safe_mode=False) only if you trust it"
+            ) from None
         raise ValueError(
             f"{path} is corrupt or not a Keras model ({type(err).__name__}); train the run again or restore the file"
         ) from None

@@ -24,7 +24,7 @@ from data_prep import fsutil, prepare_dataset, tiny_imagenet
 
 from . import distribute, plots
 from .augment import AUGMENTATIONS, batch_mixing, image_data_generator, pixel_pca
-from .config import TrainConfig
+from .config import TrainConfig, plain_name_problem
 from .data import class_descriptions, data_work_dir, decode_image, load_data, load_images, require_every_class
 from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_arguments, validation_batch_size
@@ -33,6 +33,7 @@ from .keras_internals import random_stream_variables
 from .model import MODELS, channel_stats
 from .run_folder import (
     RunFolder,
+    RunFolderInUse,
     compare_manifests,
     describe_changes,
     file_record,
@@ -199,8 +200,9 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         recorded, device = run_settings(config, run)
         run.check_config(recorded)
         if run.finished:
-            print(f"{shown(run.path)} is a finished run of this config: loading it, not training again")
+            print(run.finished_line())
             return load_run(run.path)
+        run.say_backend_change()
         run.say(f"Training on {device}; precision {recorded.precision}, XLA {'on' if recorded.jit_compile else 'off'}")
         distribute.check(config.distribute, config.batch_size)
         with precision_policy(recorded.precision):
@@ -342,6 +344,7 @@ def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, fact
         )
         return RunResult(run.path, model, pd.DataFrame(), {}, None)
     history = read_history(run.path / "history.csv")
+    run.require_space(model, run.path / "model.keras", "the final model.keras")
     model.save(run.path / "model.keras")
     if recorded.distribute == "data-parallel":
         # Its weights live on every device of every process; process 0 evaluates a local copy alone.
@@ -429,6 +432,7 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
     ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
     run_dir = Path(run_dir)
+    _require_finished(run_dir)
     for needed in ("model.keras", "config.json", "manifest.csv"):
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir / needed} not found: is {run_dir} a finished run folder?")
@@ -441,7 +445,15 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
             f"there. Copy the folder somewhere writable and evaluate the copy"
         ) from None
     out_dir = run_dir if name is None else run_dir / "evaluations" / _evaluation_name(name)
-    with RunFolder(config.replace(runs_dir=str(run_dir.parent), name=run_dir.name)).lock():
+    # The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
+    # under a lock of its own, so it may run beside another evaluation of the run.
+    if name is None:
+        lock = RunFolder(config, path=run_dir.resolve()).lock(
+            way_out=f"pass --as NAME for a separate evaluation, written to {run_dir / 'evaluations' / 'NAME'}"
+        )
+    else:
+        lock = RunFolder(config, path=out_dir.resolve()).lock(way_out="pass another --as NAME")
+    with lock:
         model = load_saved_model(run_dir / "model.keras")
         root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
         manifest = read_manifest(run_dir / "manifest.csv")
@@ -485,9 +497,45 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
 
 
 def _evaluation_name(name: str) -> str:
-    if not name or "/" in name or name.startswith("."):
+    if plain_name_problem(name) is not None or name.startswith("."):
         raise ValueError(f"--as {name!r}: give a plain name for the evaluation's folder, e.g. --as other-val")
     return name
+
+
+def _require_finished(run_dir: Path) -> None:
+    """Refuse a run folder whose training is under way or stopped before its end, saying so (its
+    model.keras is missing, or not yet the final one, while the backup exists)."""
+    run = RunFolder(path=run_dir.resolve())
+    holder = run.holder()
+    if not run.resuming and (holder is None or (run_dir / "model.keras").is_file()):
+        return
+    try:
+        epochs = f" of {TrainConfig.from_json((run_dir / 'config.json').read_text()).epochs}"
+    except (OSError, ValueError):
+        epochs = ""
+    epoch = run.backup_epoch()
+    progress = f"epoch {epoch}{epochs} done" if epoch is not None else "no epoch done yet"
+    if holder is not None:
+        raise RunFolderInUse(
+            f"{run_dir} is still in training ({progress}; process {holder} is training it), so there is no final "
+            f"model to use yet: wait for the training to end, then run this again"
+        )
+    raise RunFolderInUse(
+        f"{run_dir} is a run in training that stopped before its end ({progress}, no final model yet): run its "
+        f"train command again to finish it, then run this again"
+    )
+
+
+def _unreadable(path, err) -> str:
+    """One line for an image file ``predict`` cannot use, with advice for ``predict``."""
+    path = Path(path)
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.is_dir():
+        return f"{path} is a folder: give the image files in it (e.g. {path / '*.jpg'})"
+    cause = err.__context__ if err.__context__ is not None else err
+    reason = str(cause).replace(f"cannot decode image {path}: ", "").split(". ")[0].rstrip(".")
+    return f"{path}: cannot read it as an image ({reason}); give a JPEG, PNG or other image file"
 
 
 def _require_run_images(run_dir, recorded, root, files, labels, class_names, split) -> None:
@@ -518,18 +566,37 @@ def _require_run_images(run_dir, recorded, root, files, labels, class_names, spl
         )
 
 
-def predict_files(run_dir, files, k=5) -> pd.DataFrame:
+def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
     """The top-``k`` classes of each image file by a finished run's model: any size or colour mode,
     resized as training resized its images; one row per file (see ``prediction_table``), with
-    ``top{k}_probability`` beside ``top{k}``. A file that does not decode is named in the error."""
+    ``top{k}_probability`` beside ``top{k}``. Files that are missing or do not decode are named:
+    with ``failed`` (a list) each is appended to it as one line and the others are predicted;
+    without it, one ValueError names them all."""
     run_dir = Path(run_dir)
+    _require_finished(run_dir)
+    for needed in ("model.keras", "config.json", "manifest.csv"):
+        if not (run_dir / needed).is_file():
+            raise FileNotFoundError(f"{run_dir / needed} not found: is {run_dir} a finished run folder?")
     config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
     model = load_saved_model(run_dir / "model.keras")
     manifest = read_manifest(run_dir / "manifest.csv")
     by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in manifest}
     class_names = [by_index[i][0] for i in sorted(by_index)]
     words = [by_index[i][1] for i in sorted(by_index)]
-    images = np.stack([decode_image(f, config.image_size) for f in files])
+    decoded, problems = [], []
+    for f in files:
+        try:
+            decoded.append((f, decode_image(f, config.image_size)))
+        except (tiny_imagenet.DataFormatError, OSError) as err:
+            problems.append(_unreadable(f, err))
+    if problems and failed is None:
+        raise ValueError("; ".join(problems))
+    if failed is not None:
+        failed.extend(problems)
+    files = [f for f, _ in decoded]
+    if not files:
+        return pd.DataFrame()
+    images = np.stack([image for _, image in decoded])
     probs = predict(model, images, tta=config.tta)
     table = prediction_table([str(f) for f in files], probs, class_names, words, k=min(k, len(class_names)))
 
