@@ -1,5 +1,5 @@
-"""Reading the images of a dataset: which files a selection uses, decoding them into uint8
-arrays, and the decode cache.
+"""Reading the images of a dataset: which files a selection uses, their content hashes, decoding
+them into uint8 arrays, and the decode cache (keyed by those hashes).
 
 Images stay uint8 (N, H, W, 3) all the way to the model, which converts them itself:
 80,000 Tiny ImageNet images are 0.98 GB as uint8 and would be 7.9 GB as float64.
@@ -8,22 +8,27 @@ Images stay uint8 (N, H, W, 3) all the way to the model, which converts them its
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import zlib
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from . import tiny_imagenet
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 3  # bump when the cached arrays' meaning changes (2: 16-bit images scaled; 3: checksummed)
+# Bump when the cached arrays' meaning changes (2: 16-bit images scaled; 3: checksummed; 4: keyed by
+# the files' content, JPEGs cut short refused).
+CACHE_FORMAT = 4
 
 
 def default_cache_dir() -> Path:
@@ -106,10 +111,20 @@ def decode_image(path, image_size=64) -> np.ndarray:
     """One image file -> uint8 (image_size, image_size, 3); grayscale becomes RGB.
 
     16-bit grayscale is scaled to 8 bits; float images (mode "F") have no agreed 0..255
-    meaning and are refused with a DataFormatError naming the file.
+    meaning and are refused with a DataFormatError naming the file, and so is a JPEG whose
+    compressed data ends before its last pixels (see ``_require_whole_scan``), which Pillow
+    would otherwise decode without a word, its lower part grey.
     """
     try:
-        with Image.open(path) as img:
+        content = Path(path).read_bytes()
+        try:
+            img = Image.open(io.BytesIO(content))
+        except UnidentifiedImageError:
+            raise OSError(f"cannot identify image file {str(path)!r}") from None
+        with img:
+            if img.format == "JPEG":
+                img.load()
+                _require_whole_scan(content, img)
             if img.mode == "F":
                 raise tiny_imagenet.DataFormatError(
                     f"cannot decode image {path}: floating-point pixels (mode F) have no 8-bit meaning. "
@@ -128,6 +143,82 @@ def decode_image(path, image_size=64) -> np.ndarray:
         raise tiny_imagenet.DataFormatError(
             f"cannot decode image {path}: {err}. Re-extract the dataset or remove this file."
         ) from None
+
+
+_JPEG_END = b"\xff\xd9"
+# 1010... bits, read in place of the data that is missing. Sixteen bytes: with two, libjpeg-turbo's
+# read-ahead let 2 of 35,066 cuts of Tiny ImageNet JPEGs through; with eight or more, none.
+_PROBE_BITS = b"\xaa" * 16
+
+
+def _require_whole_scan(content: bytes, img) -> None:
+    """Raise OSError if the JPEG ``content`` (decoded as ``img``) ends before its compressed data does.
+
+    A JPEG cut short and closed with its end marker (FF D9) decodes without an error: libjpeg
+    meets the marker where it needs more data, fills the missing bits with zeros, paints the
+    blocks after them grey, and Pillow drops the warning it gives. So the file is decoded a
+    second time with some bytes of 1010... bits put before its last end marker: where the data
+    was whole, the decoder never reads them (they are stray bytes before the marker, skipped),
+    and the pixels are the same; where the data ran short, it reads them instead of zeros,
+    and the pixels differ. Measured on Tiny ImageNet's 90,200 JPEGs (all pass) and on 45 of
+    them cut at every byte from their first scan byte to one short of the marker (all caught).
+    A cut just before a restart marker is found by counting the restart intervals instead. A
+    file without a final end marker is left to Pillow, which refuses it when cut short; a
+    progressive JPEG cut exactly between two of its scans is a whole, coarser JPEG, and passes.
+    """
+    end = content.rfind(_JPEG_END)
+    if end < 0:
+        return
+    missing = _missing_restart_intervals(content, end)
+    if missing:
+        raise OSError(f"the file is cut short: {missing} of its restart intervals are missing")
+    probe = content[:end].rstrip(b"\xff") + _PROBE_BITS + content[end:]  # FF fill bytes would make a marker of it
+    try:
+        with Image.open(io.BytesIO(probe)) as again:
+            again.load()
+            same = again.mode == img.mode and again.size == img.size and again.tobytes() == img.tobytes()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise OSError(f"the file is cut short: its compressed data ends before its last pixels ({err})") from None
+    if not same:
+        raise OSError("the file is cut short: its compressed data ends before its last pixels")
+
+
+def _missing_restart_intervals(content: bytes, end: int) -> int:
+    """How many restart intervals a sequential one-scan JPEG with restart markers lacks (0: none, or
+    not such a JPEG): a file cut just before one of its RST markers decodes its last intervals
+    grey without reading the probe's bits, so its intervals are counted instead (the frame's
+    MCUs over the interval length, against the RST markers in its scan, plus one)."""
+    i, interval, frame, scan = 2, 0, None, None
+    while i + 4 <= end and content[i] == 0xFF:
+        marker = content[i + 1]
+        if marker == 0xFF:  # a fill byte
+            i += 1
+            continue
+        length = int.from_bytes(content[i + 2 : i + 4], "big")
+        segment = content[i + 4 : i + 2 + length]
+        if marker == 0xDD and len(segment) >= 2:
+            interval = int.from_bytes(segment[:2], "big")
+        elif marker in (0xC0, 0xC1):  # baseline or extended sequential, Huffman-coded
+            frame = segment
+        elif 0xC2 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return 0  # progressive, lossless or arithmetic-coded: left to the probe alone
+        elif marker == 0xDA:
+            scan = (segment, i + 2 + length)
+            break
+        i += 2 + length
+    if not interval or frame is None or scan is None or len(frame) < 6:
+        return 0
+    height, width, components = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big"), frame[5]
+    if not components or scan[0][:1] != bytes([components]) or len(frame) < 6 + 3 * components:
+        return 0  # a scan of some components only: the frame has more than one scan
+    factors = [(frame[7 + 3 * k] >> 4, frame[7 + 3 * k] & 15) for k in range(components)]
+    h, v = (1, 1) if components == 1 else (max(f[0] for f in factors), max(f[1] for f in factors))
+    mcus = -(-width // (8 * h)) * -(-height // (8 * v))
+    data = content[scan[1] : end]
+    if re.search(rb"\xff[\xc0-\xcf\xda-\xfe]", data):
+        return 0  # a second scan or frame after this one: not a one-scan file
+    present = len(re.findall(rb"\xff[\xd0-\xd7]", data)) + 1
+    return max(0, -(-mcus // interval) - present)
 
 
 def _decode_chunk(files, image_size):
@@ -166,12 +257,43 @@ def decode_images(files, image_size=64, workers=None) -> np.ndarray:
     return out
 
 
-def _cache_key(files, image_size) -> str:
-    digest = hashlib.sha256(f"{CACHE_FORMAT}:{image_size}".encode())
-    for f in files:
-        st = os.stat(f)
-        digest.update(f"{os.path.abspath(f)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:24]
+def file_hash(path) -> tuple[int, str]:
+    """``(size, sha256 hex)`` of one file's bytes; a file that cannot be read is a DataFormatError naming it."""
+    try:
+        with open(path, "rb", buffering=0) as handle:  # unbuffered: one read of the whole file
+            content = handle.readall()
+    except OSError as err:
+        raise tiny_imagenet.DataFormatError(
+            f"cannot read image {path}: {err.strerror or err}. Re-extract the dataset or remove this file."
+        ) from None
+    return len(content), hashlib.sha256(content).hexdigest()
+
+
+def _hash_chunk(files):
+    return [file_hash(f) for f in files]
+
+
+def file_hashes(files, workers=None) -> list[tuple[int, str]]:
+    """``(size, sha256 hex)`` of each file, in the order of ``files``, in parallel processes for long
+    lists: what the decode cache is keyed by and what a run's manifest records, computed once."""
+    return [h for part in map_file_chunks(_hash_chunk, files, workers) for h in part]
+
+
+def shared_images(first, second) -> list[tuple]:
+    """Files of one list whose content is also in another: ``first`` and ``second`` are
+    ``(files, hashes)`` (hashes from ``file_hashes``); returns ``(file of second, file of first)``
+    for each file of ``second`` whose bytes are those of a file of ``first`` (its first such file)."""
+    seen = {}
+    for f, (_, digest) in zip(*first):
+        seen.setdefault(digest, f)
+    return [(f, seen[digest]) for f, (_, digest) in zip(*second) if digest in seen]
+
+
+def _cache_key(hashes, image_size) -> str:
+    """The files' contents in order (not their names, sizes or times, which can stay the same while
+    the pixels change), the image size and the cache format."""
+    text = f"{CACHE_FORMAT}:{image_size}\n" + "".join(f"{size}:{digest}\n" for size, digest in hashes)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def load_dataset(
@@ -192,21 +314,27 @@ def load_dataset(
     reorganised folders and on any ``<root>/<split>/<class>/*.jpg`` dataset.
 
     Decoded arrays are cached under ``cache_dir`` (default ``$ALEXNET_TF_CACHE`` or
-    ``~/.cache/alexnet_tf``), keyed by the exact files, their sizes and times, and the image
-    size, so a second load of the same selection is a plain read of a .npy file.
+    ``~/.cache/alexnet_tf``), keyed by the sha256 of every file's bytes, in order, and the image
+    size, so a second load of the same selection is its files' hashes and a plain read of a
+    .npy file, and an image edited in place is decoded afresh whatever its size and time say.
     """
     files, labels, class_names = select_files(data_dir, split, classes, images_per_class, seed)
     return load_images(files, image_size, cache, cache_dir, workers), labels, class_names
 
 
-def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None) -> np.ndarray:
+def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None, hashes=None) -> np.ndarray:
     """Decode ``files`` (e.g. from ``select_files``) into uint8 arrays, through the cache.
 
-    A cache entry that does not match its own checksum and key (a truncated or damaged file)
-    is discarded and rebuilt, with a one-line notice naming it."""
+    ``hashes``: the files' ``file_hashes``, when the caller has them already (they are computed
+    otherwise). A cache entry that does not match its own checksum and key (a truncated or
+    damaged file) is discarded and rebuilt, with a one-line notice naming it."""
     if not cache:
         return decode_images(files, image_size, workers)
-    key = _cache_key(files, image_size)
+    if hashes is None:
+        hashes = file_hashes(files, workers)
+    elif len(hashes) != len(files):
+        raise ValueError(f"{len(hashes)} hashes for {len(files)} files")
+    key = _cache_key(hashes, image_size)
     entry = Path(cache_dir or default_cache_dir()) / f"{len(files)}-{key}"
     if entry.is_dir():
         try:
@@ -219,22 +347,45 @@ def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None) 
     return images
 
 
+_READ_BLOCK = 8 << 20  # bytes read and checksummed at a time: small enough to stay in the CPU's cache
+
+
 def _checksum(images: np.ndarray) -> str:
-    return hashlib.blake2b(memoryview(np.ascontiguousarray(images)).cast("B"), digest_size=16).hexdigest()
+    """CRC-32 of the arrays' bytes: it guards against damage, not tampering, and runs about four times
+    as fast as blake2b (2.3 against 0.56 GB/s on a 2-core Zen 3 EPYC), which counts in every cached load."""
+    data = memoryview(np.ascontiguousarray(images)).cast("B")
+    crc = 0
+    for start in range(0, len(data), _READ_BLOCK):
+        crc = zlib.crc32(data[start : start + _READ_BLOCK], crc)
+    return f"crc32:{crc:08x}"
 
 
 def _read_cache(entry: Path, key: str) -> np.ndarray:
-    """The entry's array, once its metadata, shape and checksum say it is the one written for ``key``."""
+    """The entry's array, once its metadata, shape and checksum say it is the one written for ``key``.
+    The file is read block by block into the array and each block checksummed as it arrives, so the
+    0.98 GB of 80,000 images pass through memory once."""
     try:
         meta = json.loads((entry / "meta.json").read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"meta.json is not valid JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("key") != key or "checksum" not in meta:
         raise ValueError("meta.json does not describe this selection")
-    images = np.load(entry / "images.npy", allow_pickle=False)
-    if list(images.shape) != meta.get("shape") or images.dtype != np.uint8:
-        raise ValueError(f"images.npy holds {images.dtype} {list(images.shape)}, not uint8 {meta.get('shape')}")
-    if _checksum(images) != meta["checksum"]:
+    with open(entry / "images.npy", "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        if list(shape) != meta.get("shape") or dtype != np.uint8 or fortran_order:
+            raise ValueError(f"images.npy holds {dtype} {list(shape)}, not uint8 {meta.get('shape')}")
+        images = np.empty(shape, np.uint8)
+        data, crc = memoryview(images).cast("B"), 0
+        for start in range(0, len(data), _READ_BLOCK):
+            block = data[start : start + _READ_BLOCK]
+            if f.readinto(block) != len(block):
+                raise ValueError("images.npy is cut short")
+            crc = zlib.crc32(block, crc)
+    if f"crc32:{crc:08x}" != meta["checksum"]:
         raise ValueError("images.npy does not match its checksum")
     return images
 
