@@ -38,8 +38,10 @@ def main(argv=None) -> int:
     p.add_argument("zip", help="path of tiny-imagenet-200.zip")
     p.add_argument("--out", default="data", help="folder to extract into (default: data)")
 
-    p = steps.add_parser("check", help="check an extracted folder and print its summary")
-    p.add_argument("root", help="extracted folder, e.g. data/tiny-imagenet-200")
+    p = steps.add_parser(
+        "check", help="check a dataset folder (any layout the loader reads) and name the images two splits share"
+    )
+    p.add_argument("root", help="dataset folder, e.g. data/tiny-imagenet-200 or what subset wrote")
     p.add_argument("--decode", action="store_true", help="also decode every image and name those that fail")
 
     p = steps.add_parser("reorganise", help="val images into val/<wnid>/ class folders (originals kept)")
@@ -93,10 +95,10 @@ def run(args) -> None:
         print(download(args.source, args.out, args.sha256))
     elif args.step == "extract":
         root = extract(args.zip, args.out)
-        print(summary_table(check(root)))
+        print(report(check(root)))
         print(root)
     elif args.step == "check":
-        print(summary_table(check(args.root, decode=args.decode)))
+        print(report(check(args.root, decode=args.decode)))
     elif args.step == "reorganise":
         made = reorganise_val(args.root)
         print(f"val: {made} class folders created")
@@ -110,6 +112,11 @@ def run(args) -> None:
         print(out)
     elif args.step == "synthetic":
         print(make_synthetic(args.out, args.classes, args.train_per_class, args.val_per_class, seed=args.seed))
+
+
+def report(summary) -> str:
+    """``check``'s summary as printed: the table of splits, then the images two splits share, if any."""
+    return "\n".join([summary_table(summary), *summary.shared_report()])
 
 
 if __name__ == "__main__":

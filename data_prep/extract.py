@@ -136,18 +136,43 @@ class UndecodableImages(tiny_imagenet.DataFormatError):
         )
 
 
+class CheckSummary(dict):
+    """``check``'s summary: ``{split: {"classes", "images", "min_per_class", "max_per_class"}}``, and in
+    ``shared`` the images of a split that are also in an earlier one, by content:
+    ``{(split, earlier split): [(file, its twin), ...]}`` (empty when none)."""
+
+    def __init__(self, summary, root, shared=None):
+        super().__init__(summary)
+        self.root = Path(root)
+        self.shared = shared or {}
+
+    def shared_report(self, listed=5) -> list[str]:
+        """Lines saying how many images each split shares with an earlier one, and the first ``listed``."""
+        lines = []
+        for (split, other), pairs in self.shared.items():
+            consequence = (
+                "train refuses to validate on them unless --allow-shared-images"
+                if other == "train" and split == "val"
+                else f"scores on {split} count them"
+            )
+            lines.append(f"{len(pairs)} {split} image(s) are also {other} images (the same bytes); {consequence}:")
+            lines += [f"  {_relative(a, self.root)} is {_relative(b, self.root)}" for a, b in pairs[:listed]]
+            if len(pairs) > listed:
+                lines.append(f"  ... and {len(pairs) - listed} more")
+        return lines
+
+
+def _relative(path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def dataset_images(root) -> list[Path]:
-    """The dataset's own image files (train, val/images, test/images), not reorganised copies."""
-    root = Path(root)
-    files = [
-        f
-        for w in sorted(tiny_imagenet.read_wnids(root))
-        for f in tiny_imagenet.list_images(root / "train" / w / "images")
-    ]
-    for split in ("val", "test"):
-        if (root / split / "images").is_dir():
-            files += tiny_imagenet.list_images(root / split / "images")
-    return files
+    """The dataset's own image files (train, val, test, in any layout the loader reads), not
+    reorganised copies."""
+    return [f for files, _ in tiny_imagenet.split_images(root).values() for f in files]
 
 
 def _failures(files) -> list[str]:
@@ -169,15 +194,37 @@ def undecodable_images(files, workers=None) -> list[str]:
     return [message for part in map_file_chunks(_failures, files, workers) for message in part]
 
 
-def check(root, decode=False) -> dict:
-    """Check the layout of an extracted folder (raises DataFormatError naming the bad file).
+def shared_between_splits(splits, hashes) -> dict:
+    """``{(split, earlier split): [(file, its twin), ...]}`` for the images of val and test whose
+    content is also in an earlier split (train; val for test). ``splits``: ``{split: files}``;
+    ``hashes``: ``{split: file_hashes(files)}``."""
+    from .images import shared_images
+
+    order = [s for s in tiny_imagenet.SPLITS if s in splits]
+    shared = {}
+    for i, split in enumerate(order):
+        for other in order[:i]:
+            pairs = shared_images((splits[other], hashes[other]), (splits[split], hashes[split]))
+            if pairs:
+                shared[(split, other)] = pairs
+    return shared
+
+
+def check(root, decode=False) -> CheckSummary:
+    """Check a dataset folder, in any layout the loader reads (raises DataFormatError naming the bad
+    file); the summary's ``shared`` names the images that are in two splits, by content (the
+    files' sha256), which ``train`` refuses unless told to accept them.
 
     With ``decode``, every image is decoded too; UndecodableImages lists those that fail.
     """
-    summary = tiny_imagenet.check_layout(root)
+    from .images import file_hashes
+
+    splits = tiny_imagenet.split_images(root)
+    summary = tiny_imagenet.check_layout(root, splits)
+    files = {split: found for split, (found, _) in splits.items()}
     if decode:
-        files = dataset_images(root)
-        failures = undecodable_images(files)
+        failures = undecodable_images([f for found in files.values() for f in found])
         if failures:
-            raise UndecodableImages(root, failures, len(files))
-    return summary
+            raise UndecodableImages(root, failures, sum(len(found) for found in files.values()))
+    hashes = {split: file_hashes(found) for split, found in files.items()}
+    return CheckSummary(summary, root, shared_between_splits(files, hashes))

@@ -268,45 +268,50 @@ def split_files(root, split: str, class_names: list[str]) -> tuple[list[Path], l
     return files, labels
 
 
-def check_layout(root) -> dict[str, dict[str, int]]:
-    """Check an extracted Tiny ImageNet folder; returns images per split and class counts.
+def split_images(root) -> dict[str, tuple[list[Path], list[int]]]:
+    """``{split: (files, labels)}`` for each of ``SPLITS`` that ``root`` has, in any layout the loader
+    reads (the official one, ``reorganise``'s, ``subset``'s class folders, any ``<split>/<class>/``
+    dataset); labels index ``dataset_classes(root)`` (-1: the unlabelled test split). Only the
+    split's own images: reorganised copies beside them (``val/<wnid>/``, ``train_images/``) are not
+    listed twice. Raises DataFormatError naming the first missing or malformed file or folder."""
+    root = require_folder(root)
+    classes = dataset_classes(root)
+    if not (root / "train").is_dir():
+        raise DataFormatError(f"{root / 'train'} is missing: every dataset needs train images")
+    return {split: split_files(root, split, classes) for split in SPLITS if (root / split).is_dir()}
 
-    Raises DataFormatError naming the first missing or malformed file.
+
+def check_layout(root, splits=None) -> dict[str, dict[str, int]]:
+    """Check a dataset folder in any layout the loader reads; returns images per split and class
+    counts. ``splits``: ``split_images(root)``, when the caller has it already.
+
+    Raises DataFormatError naming the first missing or malformed file: every class needs train
+    images, val needs its labels (``val_annotations.txt`` and the files it names, or class
+    folders), and a ``words.txt`` that is there must name every wnid of ``wnids.txt``.
     """
-    root = Path(root)
-    wnids = read_wnids(root)
-    if not (root / "words.txt").is_file():
-        raise DataFormatError(f"{root / 'words.txt'} is missing")
-    words = read_words(root)
-    missing_words = [w for w in wnids if w not in words]
-    if missing_words:
-        raise DataFormatError(f"{root / 'words.txt'} has no names for {missing_words[:5]}")
+    root = require_folder(root)
+    classes = dataset_classes(root)
+    if is_tiny_imagenet(root) and (root / "words.txt").is_file():
+        words = read_words(root)
+        missing_words = [w for w in classes if w not in words]
+        if missing_words:
+            raise DataFormatError(f"{root / 'words.txt'} has no names for {missing_words[:5]}")
+    splits = split_images(root) if splits is None else splits
     summary = {}
-    train_counts = {}
-    for wnid in wnids:
-        folder = root / "train" / wnid / "images"
-        if not folder.is_dir():
-            raise DataFormatError(f"{folder} is missing: every wnid in wnids.txt needs train images")
-        train_counts[wnid] = len(list_images(folder))
-        if train_counts[wnid] == 0:
-            raise DataFormatError(f"{folder} has no images")
-    summary["train"] = {
-        "classes": len(wnids),
-        "images": sum(train_counts.values()),
-        "min_per_class": min(train_counts.values()),
-        "max_per_class": max(train_counts.values()),
-    }
-    annotations = read_val_annotations(root)
-    val_counts = {w: 0 for w in wnids}
-    for a in annotations:
-        val_counts[a.wnid] += 1
-    summary["val"] = {
-        "classes": sum(1 for c in val_counts.values() if c),
-        "images": len(annotations),
-        "min_per_class": min(val_counts.values()),
-        "max_per_class": max(val_counts.values()),
-    }
-    test_dir = root / "test" / "images"
-    if test_dir.is_dir():
-        summary["test"] = {"classes": 0, "images": len(list_images(test_dir)), "min_per_class": 0, "max_per_class": 0}
+    for split, (files, labels) in splits.items():
+        if labels and labels[0] < 0:  # Tiny ImageNet's test images, without labels
+            summary[split] = {"classes": 0, "images": len(files), "min_per_class": 0, "max_per_class": 0}
+            continue
+        counts = [0] * len(classes)
+        for label in labels:
+            counts[label] += 1
+        if split == "train" and min(counts) == 0:
+            empty = classes[counts.index(0)]
+            raise DataFormatError(f"{class_image_dir(root / 'train', empty)} has no images")
+        summary[split] = {
+            "classes": sum(1 for c in counts if c),
+            "images": len(files),
+            "min_per_class": min(counts),
+            "max_per_class": max(counts),
+        }
     return summary

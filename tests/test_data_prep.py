@@ -191,7 +191,7 @@ def test_malformed_annotation_line(synthetic_root, tmp_path):
 def test_missing_train_class_folder(synthetic_root, tmp_path):
     root = copy_tree(synthetic_root, tmp_path / "d")
     shutil.rmtree(root / "train" / "synth0003")
-    with pytest.raises(DataFormatError, match="synth0003/images is missing"):
+    with pytest.raises(DataFormatError, match=r"train[/\\]synth0003 is missing: class 'synth0003' has no train images"):
         check(root)
 
 
@@ -287,7 +287,7 @@ def test_cli_help_and_errors(synthetic_root, capsys):
         cli(["subset", "--help"])
     assert exit_.value.code == 0 and "--images-per-class" in capsys.readouterr().out
     assert cli(["check", str(synthetic_root / "missing")]) == 1
-    assert "wnids.txt is missing" in capsys.readouterr().err
+    assert "missing does not exist: give the dataset folder" in capsys.readouterr().err
 
 
 # --- the real zip ---------------------------------------------------------------------------
