@@ -91,6 +91,7 @@ def plan_subset(root, classes="first:10", images_per_class=None, split=None, see
         needed = sum(per_split.values())
         if images_per_class is not None and images_per_class != needed:
             raise ValueError(f"images_per_class={images_per_class} but split {split} needs {needed} per class")
+        _require_train_images(root, wnids, needed, split)
         files, labels, _ = select_files(root, "train", wnids, needed, seed)
         for y, wnid in enumerate(wnids):
             members = [f for f, label in zip(files, labels) if label == y]
@@ -115,6 +116,35 @@ def plan_subset(root, classes="first:10", images_per_class=None, split=None, see
         }
         for f, w, y, s in rows
     ]
+
+
+def _require_train_images(root: Path, wnids, needed: int, split) -> None:
+    """A ``--split`` takes its images from each class's train images: an error naming the split's
+    counts and what the folder holds per class when a class has fewer than they add up to."""
+    _, labels = tiny_imagenet.split_files(root, "train", wnids)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(wnids))
+    if counts.min() >= needed or counts.min() == 0:  # a class without images: select_files names it
+        return
+    least = int(counts.min())
+    if least == counts.max():
+        held = f"only {least} each"
+    else:
+        short = [f"{w} has {n}" for w, n in zip(wnids, counts) if n < needed]
+        held = f"{least} to {counts.max()} each ({', '.join(short[:3])}{' and more' if len(short) > 3 else ''})"
+    counts_given = " + ".join(str(v) for v in parse_split(split).values())
+    raise ValueError(
+        f"split {split} needs {needed} train images per class ({counts_given}), but the classes chosen from "
+        f"{root / 'train'} hold {held}; give a split that adds up to at most {least}, "
+        f"e.g. {_scaled_split(parse_split(split), least)}"
+    )
+
+
+def _scaled_split(per_split: dict[str, int], most: int) -> str:
+    """The split's counts scaled down to add up to at most ``most``, e.g. 400/50/50 -> 320/40/40 for 400."""
+    total = sum(per_split.values())
+    scaled = {k: v * most // total for k, v in per_split.items()}
+    scaled["train"] = max(scaled["train"], 1)
+    return "/".join(str(scaled[k]) for k in tiny_imagenet.SPLITS)
 
 
 def _manifest_text(rows) -> str:
