@@ -31,7 +31,7 @@ REFUSED = {
 }
 # What a run folder's config.json holds beside the settings (alexnet_tf.run_folder): the data's
 # fingerprint and the Keras backend the run started on (a folder may lack either: older runs).
-RECORD_KEYS = ("data_fingerprint", "backend")
+RECORD_KEYS = ("data_fingerprint", "backend", "shared_images")
 
 
 def setting(default=dataclasses.MISSING, help="", factory=None):
@@ -50,7 +50,7 @@ Pooling = Literal["overlapping", "non-overlapping"]
 # Settings added after run folders were first written, at the value that trains as the code before
 # them did: at that value they stay out of the fingerprint, so a run made before them keeps its
 # folder name. (Augmentation settings: their AugmentConfig defaults, see AUGMENT_ADDED_LATER.)
-ADDED_LATER = {"pooling": "overlapping", "ema_momentum": None}
+ADDED_LATER = {"pooling": "overlapping", "ema_momentum": None, "allow_shared_images": False}
 AUGMENT_ADDED_LATER = {"crop_area": 1.0, "erasing": 0.0, "pca_lighting": 0.0}
 
 
@@ -66,6 +66,9 @@ class TrainConfig:
     )
     val_split: str = setting("val", "split that validates the run; it must have labels, and not be train")
     image_size: int = setting(64, "side in pixels the images are resized to")
+    allow_shared_images: bool = setting(
+        False, "train even where val images are also train images (the same bytes); config.json records the count"
+    )
     # model
     variant: str = setting("tiny", "network, by its registered name (alexnet_tf.model.register_model)")
     lrn: bool = setting(True, "Local Response Normalization after conv1 and conv2, as in the paper")

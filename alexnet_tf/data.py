@@ -17,13 +17,17 @@ from data_prep.images import (  # noqa: F401 (the loaders, also reachable as ale
     decode_image,
     decode_images,
     default_cache_dir,
+    file_hashes,
     image_statistics,
     load_dataset,
     load_images,
     map_file_chunks,
     require_every_class,
     select_files,
+    shared_images,
 )
+
+SHOWN_SHARED = 3  # shared images named in train's refusal; the rest are counted
 
 
 def make_dataset(images, labels=None, batch_size=128, shuffle=False, seed=None, augment=None, drop_remainder=False):
@@ -90,7 +94,9 @@ def directory_dataset(split_dir, class_names, image_size=64, batch_size=128, shu
 
 @dataclass
 class Data:
-    """What a run trains and validates on: uint8 images, int labels, the files they came from."""
+    """What a run trains and validates on: uint8 images, int labels, the files they came from and,
+    once ``load_data`` has hashed them, their ``(size, sha256)`` (the cache key and the manifest's
+    columns, computed once for both)."""
 
     root: Path
     class_names: list
@@ -101,6 +107,9 @@ class Data:
     val_files: list
     y_val: np.ndarray
     x_val: np.ndarray | None
+    train_hashes: list | None = None
+    val_hashes: list | None = None
+    shared_images: int = 0  # val images that are also train images, accepted by allow_shared_images
 
     @property
     def num_classes(self) -> int:
@@ -109,6 +118,14 @@ class Data:
     def splits(self):
         return [("train", self.train_files, self.y_train), (self.val_split, self.val_files, self.y_val)]
 
+    def split_hashes(self) -> list[list]:
+        """``file_hashes`` of each of ``splits()``'s file lists, hashed here where not yet."""
+        if self.train_hashes is None:
+            self.train_hashes = file_hashes(self.train_files)
+        if self.val_hashes is None:
+            self.val_hashes = file_hashes(self.val_files)
+        return [self.train_hashes, self.val_hashes]
+
 
 def data_work_dir(config) -> Path:
     """Where generated or extracted data goes: ``data/`` beside the runs folder."""
@@ -116,11 +133,46 @@ def data_work_dir(config) -> Path:
 
 
 def load_data(config) -> Data:
-    """The images ``config`` selects (``alexnet_tf.config.TrainConfig``), decoded through the cache."""
+    """The images ``config`` selects (``alexnet_tf.config.TrainConfig``), decoded through the cache.
+
+    Every file is hashed once (the cache's key and, later, the run's manifest); val images that
+    are also train images, by content, are refused before anything is decoded, unless
+    ``config.allow_shared_images`` accepts them (``data.shared_images`` then counts them)."""
     data = select_data(config)
-    data.x_train = load_images(data.train_files, config.image_size)
-    data.x_val = load_images(data.val_files, config.image_size)
+    train_hashes, val_hashes = data.split_hashes()
+    data.shared_images = require_unshared(data, config.allow_shared_images)
+    data.x_train = load_images(data.train_files, config.image_size, hashes=train_hashes)
+    data.x_val = load_images(data.val_files, config.image_size, hashes=val_hashes)
     return data
+
+
+def require_unshared(data: Data, allow: bool) -> int:
+    """The number of ``data``'s val images whose content is also a train image's: an error naming
+    the count and the first of them unless ``allow``, when a line says it and the count is returned
+    (a run validated on images it trains on would report scores that mean nothing)."""
+    train_hashes, val_hashes = data.split_hashes()
+    pairs = shared_images((data.train_files, train_hashes), (data.val_files, val_hashes))
+    if not pairs:
+        return 0
+    split = data.val_split
+    named = "; ".join(f"{_relative(a, data.root)} is {_relative(b, data.root)}" for a, b in pairs[:SHOWN_SHARED])
+    more = f" and {len(pairs) - SHOWN_SHARED} more" if len(pairs) > SHOWN_SHARED else ""
+    what = f"{len(pairs)} of the {len(data.val_files)} {split} images are also train images (the same bytes)"
+    if not allow:
+        raise tiny_imagenet.DataFormatError(
+            f"{what}: {named}{more}. A run scored on images it trained on reports scores that mean nothing: "
+            f"remove the copies from {data.root}, or pass --allow-shared-images to train on this data all the "
+            f"same (the run records the count in its config.json)"
+        )
+    print(f"{what}, accepted by --allow-shared-images: {named}{more}")
+    return len(pairs)
+
+
+def _relative(path, root) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def select_data(config) -> Data:

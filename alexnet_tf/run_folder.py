@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from data_prep import fsutil
+from data_prep.images import file_hash
 
 from . import distribute
 from .config import TrainConfig
@@ -276,6 +277,8 @@ class RunFolder:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         record = {**json.loads(recorded.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
+        if getattr(data, "shared_images", 0):  # val images that are train images, accepted by allow_shared_images
+            record["shared_images"] = data.shared_images
         write_atomically(self.path / "config.json", json.dumps(record, indent=2, sort_keys=True))
         write_manifest(self.path / "manifest.csv", rows)
 
@@ -420,17 +423,17 @@ def _tensorboard_available() -> bool:
 
 
 def file_record(path) -> tuple[int, str]:
-    content = Path(path).read_bytes()
-    return len(content), hashlib.sha256(content).hexdigest()
+    """``(size, sha256 hex)`` of one file (``data_prep.images.file_hash``)."""
+    return file_hash(path)
 
 
 def manifest_rows(data) -> list[dict]:
-    """One row per image the run uses (``data``: ``alexnet_tf.data.Data``), with its size and sha256."""
+    """One row per image the run uses (``data``: ``alexnet_tf.data.Data``), with its size and sha256:
+    the hashes ``load_data`` computed for the decode cache, not a second reading of every file."""
     words = class_descriptions(data.root, data.class_names)
     rows = []
-    for split, files, labels in data.splits():
-        for file, label in zip(files, labels):
-            size, digest = file_record(file)
+    for (split, files, labels), hashes in zip(data.splits(), data.split_hashes()):
+        for file, label, (size, digest) in zip(files, labels, hashes):
             rows.append(
                 {
                     "file": os.path.relpath(file, data.root),
