@@ -291,13 +291,12 @@ def _run(args) -> int:
                         "are for --distribute data-parallel"
                     )
                 distribute.start_processes(args.coordinator, args.num_processes, args.process_id)
+            from .run_folder import RunFolder
             from .training import train
 
             result = train(config, verbose=verbosity(args.verbose))
-            print(
-                f"\nmetrics:  {result.run_dir / 'metrics.json'}\nfigures:  {result.run_dir / 'figures'}/\n"
-                f"model:    {result.run_dir / 'model.keras'}"
-            )
+            run = RunFolder.at(result.run_dir)
+            print(f"\nmetrics:  {run.metrics_file}\nfigures:  {run.figures}/\nmodel:    {run.model_file}")
         sys.stdout.flush()  # a closed pipe shows here, inside the try
     except BrokenPipeError:  # e.g. "... | head": the reader left; end quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

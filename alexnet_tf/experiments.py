@@ -9,6 +9,7 @@ import itertools
 import pandas as pd
 
 from .config import TrainConfig
+from .run_folder import RunFolder
 from .training import train
 
 METRICS = ["top1_accuracy", "top5_accuracy", "fit_seconds", "epochs"]
@@ -57,7 +58,7 @@ def transfer(pretrain: TrainConfig, target: TrainConfig, head_epochs=None, verbo
     against ``target`` trained from scratch. One row per stage."""
     base = train(pretrain, verbose=verbose)
     head = target.replace(
-        init_weights=str(base.run_dir / "model.keras"),
+        init_weights=str(RunFolder.at(base.run_dir).model_file),
         freeze_features=True,
         schedule="onecycle",
         epochs=head_epochs or max(1, target.epochs // 3),
@@ -65,7 +66,7 @@ def transfer(pretrain: TrainConfig, target: TrainConfig, head_epochs=None, verbo
     )
     head_result = train(head, verbose=verbose)
     full = target.replace(
-        init_weights=str(head_result.run_dir / "model.keras"),
+        init_weights=str(RunFolder.at(head_result.run_dir).model_file),
         freeze_features=False,
         schedule="onecycle",
         learning_rate=target.learning_rate / 10,

@@ -73,17 +73,113 @@ class RunFolder:
 
     def __init__(self, config: TrainConfig | None = None, writer: bool = True, path=None):
         self.opened = time.perf_counter()
-        self.config = config
         self.path = Path(path) if path is not None else Path(config.runs_dir) / config.run_name
         self.backup = self.path / "backup"
         self.writer = writer
         self._lock_file = None
 
-    # --- identity -----------------------------------------------------------------------------
+    @classmethod
+    def at(cls, path) -> RunFolder:
+        """The run folder at ``path`` (a finished run, as evaluate and predict find it)."""
+        return cls(path=Path(path))
 
-    def stored_config(self) -> TrainConfig | None:
-        path = self.path / "config.json"
+    # --- the layout -----------------------------------------------------------------------------
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / "manifest.csv"
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def best_file(self) -> Path:
+        return self.path / "best.keras"
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    def per_class_file(self, split: str) -> Path:
+        return self.path / f"per_class_{split}.csv"
+
+    def confusion_file(self, split: str) -> Path:
+        return self.path / f"confusion_{split}.csv"
+
+    def predictions_file(self, split: str) -> Path:
+        return self.path / f"predictions_{split}.csv"
+
+    def evaluation(self, name: str) -> RunFolder:
+        """``evaluations/<name>/``: a separate evaluation's folder, with the layout of a run's results."""
+        return RunFolder(path=self.path / "evaluations" / name)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def require_files(self) -> None:
+        """Refuse a folder that lacks what evaluate and predict read (model, config, manifest)."""
+        for needed in (self.model_file, self.config_file, self.manifest_file):
+            if not needed.is_file():
+                raise FileNotFoundError(f"{needed} not found: is {self.path} a finished run folder?")
+
+    def config(self) -> TrainConfig | None:
+        """The config the run recorded (None: the folder holds no run yet)."""
+        path = self.config_file
         return TrainConfig.from_json(path.read_text(), path) if path.is_file() else None
+
+    def model(self):
+        """The final model (``load_saved_model``: an error naming the file when missing or damaged)."""
+        return load_saved_model(self.model_file)
+
+    def manifest(self) -> list[dict]:
+        """manifest.csv's rows: every image the run used."""
+        return read_manifest(self.manifest_file)
+
+    def classes(self) -> list[tuple[str, str]]:
+        """``(wnid, words)`` of each class, in the order of the model's outputs."""
+        by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in self.manifest()}
+        return [by_index[i] for i in sorted(by_index)]
+
+    def class_names(self) -> list[str]:
+        """The wnids of the run's classes, in the order of the model's outputs."""
+        return [wnid for wnid, _ in self.classes()]
+
+    def history(self):
+        """history.csv (``read_history``); None where the folder has none."""
+        return read_history(self.history_file) if self.history_file.is_file() else None
+
+    def metrics(self) -> dict:
+        return json.loads(self.metrics_file.read_text())
+
+    def per_class(self, split: str):
+        """The per-class report of ``split`` (None where the run has none)."""
+        import pandas as pd
+
+        path = self.per_class_file(split)
+        return pd.read_csv(path) if path.is_file() else None
+
+    def write_metrics(self, metrics: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.metrics_file, json.dumps(metrics, indent=2))
+
+    def save_model(self, model) -> None:
+        """The final model.keras, once the disk has room for it."""
+        self.require_space(model, self.model_file, "the final model.keras")
+        model.save(self.model_file)
+
+    # --- identity -----------------------------------------------------------------------------
 
     def stored_fingerprint(self) -> str | None:
         return self._stored_record().get("data_fingerprint")
@@ -93,7 +189,7 @@ class RunFolder:
         return self._stored_record().get("backend")
 
     def _stored_record(self) -> dict:
-        path = self.path / "config.json"
+        path = self.config_file
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def check_config(self, recorded: TrainConfig) -> None:
@@ -105,7 +201,7 @@ class RunFolder:
                 f"{self.path} is a file, not a run folder, so nothing was written: pass --name NEW_NAME "
                 f"(or another --runs-dir) for the run"
             )
-        stored = self.stored_config()
+        stored = self.config()
         if stored is None:
             if self.path.is_dir() and any(not e.name.startswith(".tmp-") for e in self.path.iterdir()):
                 raise FileExistsError(
@@ -150,7 +246,7 @@ class RunFolder:
 
     @property
     def finished(self) -> bool:
-        return (self.path / "metrics.json").is_file() and not self.backup.is_dir()
+        return self.metrics_file.is_file() and not self.backup.is_dir()
 
     @property
     def resuming(self) -> bool:
@@ -258,10 +354,10 @@ class RunFolder:
         )
         rows = manifest_rows(data)
         fingerprint = rows_fingerprint(rows)
-        if self.resuming and (self.path / "manifest.csv").is_file():
+        if self.resuming and self.manifest_file.is_file():
             stored = self.stored_fingerprint()
             if stored != fingerprint:
-                old = read_manifest(self.path / "manifest.csv")
+                old = self.manifest()
                 counts = compare_manifests(old, rows, by_content=stored is not None)
                 if any(counts.values()) or stored is not None:
                     raise ValueError(
@@ -279,8 +375,8 @@ class RunFolder:
         record = {**json.loads(recorded.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
         if getattr(data, "shared_images", 0):  # val images that are train images, accepted by allow_shared_images
             record["shared_images"] = data.shared_images
-        write_atomically(self.path / "config.json", json.dumps(record, indent=2, sort_keys=True))
-        write_manifest(self.path / "manifest.csv", rows)
+        write_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True))
+        write_manifest(self.manifest_file, rows)
 
     # --- resume ---------------------------------------------------------------------------------
 
@@ -317,8 +413,8 @@ class RunFolder:
         if not self.writer:
             return []
         callbacks = [
-            keras.callbacks.CSVLogger(self.path / "history.csv", append=resuming),
-            _FiniteCheckpoint(self, self.path / "best.keras", monitor="val_accuracy", save_best_only=True),
+            keras.callbacks.CSVLogger(self.history_file, append=resuming),
+            _FiniteCheckpoint(self, self.best_file, monitor="val_accuracy", save_best_only=True),
         ]
         if _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(self.path / "logs"))
@@ -328,7 +424,7 @@ class RunFolder:
         """Stop with ``DiskFull`` when the disk lacks room for saving ``what`` (``file``) of ``model``:
         the size of its last save (``file`` itself or, the first time, the same model's other
         saves), or the model's weights and optimizer state where nothing was saved yet."""
-        previous = [p for p in (file, self.backup / _BACKUPS[0][0], self.path / "best.keras") if p.is_file()]
+        previous = [p for p in (file, self.backup / _BACKUPS[0][0], self.best_file) if p.is_file()]
         estimate = previous[0].stat().st_size if previous else variables_bytes(model)
         needed = int(estimate * 1.1) + (1 << 20)  # HDF5's and the zip's own structures beside the arrays
         probe = Path(file).parent
@@ -427,24 +523,29 @@ def file_record(path) -> tuple[int, str]:
     return file_hash(path)
 
 
+def manifest_row(root, file, label, split, class_names, words, record) -> dict:
+    """The manifest's row of one image: ``label`` -1 (no label) leaves its wnid and words empty;
+    ``record`` is the file's ``(size, sha256)``."""
+    size, digest = record
+    return {
+        "file": os.path.relpath(file, root),
+        "wnid": class_names[label] if label >= 0 else "",
+        "class_index": int(label),
+        "words": words[label] if label >= 0 else "",
+        "split": split,
+        "size": size,
+        "sha256": digest,
+    }
+
+
 def manifest_rows(data) -> list[dict]:
     """One row per image the run uses (``data``: ``alexnet_tf.data.Data``), with its size and sha256:
     the hashes ``load_data`` computed for the decode cache, not a second reading of every file."""
     words = class_descriptions(data.root, data.class_names)
     rows = []
     for (split, files, labels), hashes in zip(data.splits(), data.split_hashes()):
-        for file, label, (size, digest) in zip(files, labels, hashes):
-            rows.append(
-                {
-                    "file": os.path.relpath(file, data.root),
-                    "wnid": data.class_names[label],
-                    "class_index": int(label),
-                    "words": words[label],
-                    "split": split,
-                    "size": size,
-                    "sha256": digest,
-                }
-            )
+        for file, label, record in zip(files, labels, hashes):
+            rows.append(manifest_row(data.root, file, label, split, data.class_names, words, record))
     return rows
 
 
@@ -475,6 +576,14 @@ def write_manifest(path: Path, rows) -> None:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def read_history(path):
+    """A history.csv, one row per epoch (a resumed run may have written an epoch twice: keep the last)."""
+    import pandas as pd
+
+    history = pd.read_csv(path)
+    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
 
 def read_manifest(path: Path) -> list[dict]:

@@ -10,7 +10,6 @@ run folder, and every process restores from its backup on resume (``alexnet_tf.d
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -37,10 +36,9 @@ from .run_folder import (
     compare_manifests,
     describe_changes,
     file_record,
-    load_saved_model,
-    read_manifest,
+    manifest_row,
+    read_history,
     shown,
-    write_atomically,
 )
 from .schedules import learning_rate, plateau_callback
 
@@ -208,7 +206,7 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
         with precision_policy(recorded.precision):
             seed_everything(config)
             data = load_data(config)
-            run.start(recorded, data)  # config.json and manifest.csv; a resume checks the data is the same
+            run.start(recorded, data)  # the config and the manifest; a resume checks the data is the same
             shard = distribute.feed_shard(config.distribute)  # this process's share of each global batch
             steps = steps_per_epoch(len(data.x_train), config.batch_size, sharded=shard is not None)
             record = FitRecord()
@@ -267,7 +265,7 @@ def run_settings(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, str]
     device, on_gpu = describe_device()
     precision = choose_precision(config.precision, gpu_compute_capability() if on_gpu else None)
     jit_compile = choose_jit_compile(config.jit_compile, on_gpu, keras.backend.backend())
-    started_with = run.stored_config()
+    started_with = run.config()
     if started_with is not None and config.precision == "auto":
         precision = started_with.precision
     if started_with is not None and config.jit_compile is None:
@@ -343,12 +341,11 @@ def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, fact
             f"{run.path}"
         )
         return RunResult(run.path, model, pd.DataFrame(), {}, None)
-    history = read_history(run.path / "history.csv")
-    run.require_space(model, run.path / "model.keras", "the final model.keras")
-    model.save(run.path / "model.keras")
+    history = read_history(run.history_file)
+    run.save_model(model)
     if recorded.distribute == "data-parallel":
         # Its weights live on every device of every process; process 0 evaluates a local copy alone.
-        model = load_saved_model(run.path / "model.keras")
+        model = run.model()
     metrics, report = evaluate_run(
         model, run.path, data.root, data.class_names, data.x_val, data.y_val, recorded.tta, history, data.val_split
     )
@@ -360,7 +357,7 @@ def finish(run: RunFolder, model, data, recorded: TrainConfig, device: str, fact
         train_images=len(data.x_train),
         **facts,
     )
-    write_atomically(run.path / "metrics.json", json.dumps(metrics, indent=2))
+    run.write_metrics(metrics)
     run.drop_backup()  # last: a kill before this point resumes into the evaluation again
     print(
         f"top-1 accuracy {metrics['top1_accuracy']:.3f}, top-5 accuracy {metrics['top5_accuracy']:.3f} "
@@ -377,38 +374,32 @@ def finished_run(config: TrainConfig) -> RunResult | None:
 
 def load_run(run_dir) -> RunResult:
     """A finished run folder as a RunResult (final model, history, metrics, per-class report)."""
-    run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    report = run_dir / f"per_class_{metrics.get('split', 'val')}.csv"
+    run = RunFolder.at(run_dir)
+    metrics = run.metrics()
+    model = run.model()
     return RunResult(
-        run_dir,
-        load_saved_model(run_dir / "model.keras"),
-        read_history(run_dir / "history.csv"),
-        metrics,
-        pd.read_csv(report) if report.is_file() else None,
+        run.path, model, read_history(run.history_file), metrics, run.per_class(metrics.get("split", "val"))
     )
-
-
-def read_history(path) -> pd.DataFrame:
-    """history.csv, one row per epoch (a resumed run may have written an epoch twice: keep the last)."""
-    history = pd.read_csv(path)
-    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
 
 def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
     """Metrics, per-class report and every figure of an evaluation into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = RunFolder.at(out_dir)
+    out.path.mkdir(parents=True, exist_ok=True)
     probs = predict(model, images, tta=tta)
     names = class_descriptions(root, class_names)
     metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
     metrics["split"] = split
-    report.to_csv(out_dir / f"per_class_{split}.csv", index=False)
+    report.to_csv(out.per_class_file(split), index=False)
     # The counts behind the confusion figure, readable and comparable without the model.
     pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names).to_csv(
-        out_dir / f"confusion_{split}.csv"
+        out.confusion_file(split)
     )
-    figures = out_dir / "figures"
+    _evaluation_figures(out.figures, model, history, report, confusion, names, images, labels, probs, split)
+    return metrics, report
+
+
+def _evaluation_figures(figures, model, history, report, confusion, names, images, labels, probs, split) -> None:
     if history is not None and len(history):
         plots.plot_history(history, figures / "history.png")
         plots.plot_errors(history, figures / "errors.png")
@@ -420,7 +411,6 @@ def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, h
     import matplotlib.pyplot as plt
 
     plt.close("all")
-    return metrics, report
 
 
 def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=None) -> dict:
@@ -431,69 +421,87 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     is refused unless ``name`` asks for a separate evaluation, written to ``evaluations/<name>/``.
     A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
     ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
-    run_dir = Path(run_dir)
-    _require_finished(run_dir)
-    for needed in ("model.keras", "config.json", "manifest.csv"):
-        if not (run_dir / needed).is_file():
-            raise FileNotFoundError(f"{run_dir / needed} not found: is {run_dir} a finished run folder?")
-    config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
-    try:  # checked before predicting: the metrics and figures are written into the run folder
-        fsutil.check_writable(run_dir)
-    except PermissionError:
-        raise PermissionError(
-            f"cannot write to the run folder {run_dir}: evaluate writes its metrics and figures "
-            f"there. Copy the folder somewhere writable and evaluate the copy"
-        ) from None
-    out_dir = run_dir if name is None else run_dir / "evaluations" / _evaluation_name(name)
-    # The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
-    # under a lock of its own, so it may run beside another evaluation of the run.
-    if name is None:
-        lock = RunFolder(config, path=run_dir.resolve()).lock(
-            way_out=f"pass --as NAME for a separate evaluation, written to {run_dir / 'evaluations' / 'NAME'}"
-        )
-    else:
-        lock = RunFolder(config, path=out_dir.resolve()).lock(way_out="pass another --as NAME")
-    with lock:
-        model = load_saved_model(run_dir / "model.keras")
+    run = open_finished(run_dir)
+    config = run.config()
+    _require_writable(run)  # checked before predicting: the metrics and figures are written into the run folder
+    out = run if name is None else run.evaluation(_evaluation_name(name))
+    with _evaluation_lock(run, out, name):
+        model = run.model()
         root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
-        manifest = read_manifest(run_dir / "manifest.csv")
-        by_index = {int(r["class_index"]): r["wnid"] for r in manifest}
-        class_names = [by_index[i] for i in sorted(by_index)]
-        # The run's own classes, so a folder holding only this split (e.g. test images to label) is enough.
-        files, labels = tiny_imagenet.split_files(root, split, class_names)
-        if not files:
-            raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
-        labels = np.asarray(labels, dtype=np.int32)
-        if labels[0] >= 0:
-            require_every_class(labels, class_names, Path(root) / split)
-        recorded = [r for r in manifest if r["split"] == split]
+        class_names = run.class_names()
+        files, labels = _split_images(root, split, class_names)
+        recorded = [r for r in run.manifest() if r["split"] == split]
         if name is None and (recorded or data is not None):
-            _require_run_images(run_dir, recorded, root, files, labels, class_names, split)
+            _require_run_images(run, recorded, root, files, labels, class_names, split)
         images = load_images(files, config.image_size)
         tta = config.tta if tta is None else tta
         if np.all(labels < 0):
-            table = prediction_table(
-                [os.path.relpath(f, root) for f in files],
-                predict(model, images, tta=tta),
-                class_names,
-                class_descriptions(root, class_names),
-            )
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path = out_dir / f"predictions_{split}.csv"
-            table.to_csv(path, index=False)
-            print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
-            metrics = {"split": split, "images": len(files), "predictions": str(path)}
+            metrics = _write_predictions(out, model, root, files, images, class_names, split, tta)
         else:
-            history = (
-                read_history(run_dir / "history.csv") if name is None and (run_dir / "history.csv").is_file() else None
-            )
-            metrics, _ = evaluate_run(model, out_dir, root, class_names, images, labels, tta, history, split)
+            history = run.history() if name is None else None
+            metrics, _ = evaluate_run(model, out.path, root, class_names, images, labels, tta, history, split)
             if name is not None:
                 metrics.update(data=str(Path(root).resolve()), images=len(files))
-                write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+                out.write_metrics(metrics)
         if export:
             model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
     return metrics
+
+
+def open_finished(run_dir) -> RunFolder:
+    """The finished run folder at ``run_dir``, refused (saying why) while in training or unfinished,
+    and where it lacks the files evaluate and predict read."""
+    run = RunFolder.at(run_dir)
+    _require_finished(run)
+    run.require_files()
+    return run
+
+
+def _require_writable(run: RunFolder) -> None:
+    try:
+        fsutil.check_writable(run.path)
+    except PermissionError:
+        raise PermissionError(
+            f"cannot write to the run folder {run.path}: evaluate writes its metrics and figures "
+            f"there. Copy the folder somewhere writable and evaluate the copy"
+        ) from None
+
+
+def _evaluation_lock(run: RunFolder, out: RunFolder, name) -> RunFolder:
+    """The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
+    under a lock of its own, so it may run beside another evaluation of the run."""
+    if name is None:
+        return RunFolder.at(run.path.resolve()).lock(
+            way_out=f"pass --as NAME for a separate evaluation, written to {run.evaluation('NAME').path}"
+        )
+    return RunFolder.at(out.path.resolve()).lock(way_out="pass another --as NAME")
+
+
+def _split_images(root, split, class_names) -> tuple[list, np.ndarray]:
+    """The files and labels of ``split`` among the run's own classes, so that a folder holding only
+    this split (e.g. test images to label) is enough; labels are -1 where the split has none."""
+    files, labels = tiny_imagenet.split_files(root, split, class_names)
+    if not files:
+        raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
+    labels = np.asarray(labels, dtype=np.int32)
+    if labels[0] >= 0:
+        require_every_class(labels, class_names, Path(root) / split)
+    return files, labels
+
+
+def _write_predictions(out: RunFolder, model, root, files, images, class_names, split, tta) -> dict:
+    """An unlabelled split's predictions into ``predictions_<split>.csv``; what evaluate reports of it."""
+    table = prediction_table(
+        [os.path.relpath(f, root) for f in files],
+        predict(model, images, tta=tta),
+        class_names,
+        class_descriptions(root, class_names),
+    )
+    out.path.mkdir(parents=True, exist_ok=True)
+    path = out.predictions_file(split)
+    table.to_csv(path, index=False)
+    print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
+    return {"split": split, "images": len(files), "predictions": str(path)}
 
 
 def _evaluation_name(name: str) -> str:
@@ -502,26 +510,25 @@ def _evaluation_name(name: str) -> str:
     return name
 
 
-def _require_finished(run_dir: Path) -> None:
+def _require_finished(run: RunFolder) -> None:
     """Refuse a run folder whose training is under way or stopped before its end, saying so (its
-    model.keras is missing, or not yet the final one, while the backup exists)."""
-    run = RunFolder(path=run_dir.resolve())
-    holder = run.holder()
-    if not run.resuming and (holder is None or (run_dir / "model.keras").is_file()):
+    final model is missing, or not yet the final one, while the backup exists)."""
+    holder = RunFolder.at(run.path.resolve()).holder()
+    if not run.resuming and (holder is None or run.model_file.is_file()):
         return
     try:
-        epochs = f" of {TrainConfig.from_json((run_dir / 'config.json').read_text()).epochs}"
-    except (OSError, ValueError):
+        epochs = f" of {run.config().epochs}"
+    except (OSError, ValueError, AttributeError):  # AttributeError: no config.json
         epochs = ""
     epoch = run.backup_epoch()
     progress = f"epoch {epoch}{epochs} done" if epoch is not None else "no epoch done yet"
     if holder is not None:
         raise RunFolderInUse(
-            f"{run_dir} is still in training ({progress}; process {holder} is training it), so there is no final "
+            f"{run.path} is still in training ({progress}; process {holder} is training it), so there is no final "
             f"model to use yet: wait for the training to end, then run this again"
         )
     raise RunFolderInUse(
-        f"{run_dir} is a run in training that stopped before its end ({progress}, no final model yet): run its "
+        f"{run.path} is a run in training that stopped before its end ({progress}, no final model yet): run its "
         f"train command again to finish it, then run this again"
     )
 
@@ -538,31 +545,21 @@ def _unreadable(path, err) -> str:
     return f"{path}: cannot read it as an image ({reason}); give a JPEG, PNG or other image file"
 
 
-def _require_run_images(run_dir, recorded, root, files, labels, class_names, split) -> None:
+def _require_run_images(run: RunFolder, recorded, root, files, labels, class_names, split) -> None:
     """Refuse to write the run's own results for images other than the run's (by content)."""
     words = class_descriptions(root, class_names)
-    current = []
-    for file, label in zip(files, labels):
-        size, digest = file_record(file)
-        current.append(
-            {
-                "file": os.path.relpath(file, root),
-                "class_index": int(label),
-                "size": size,
-                "sha256": digest,
-                "split": split,
-                "wnid": class_names[label] if label >= 0 else "",
-                "words": words[label] if label >= 0 else "",
-            }
-        )
+    current = [
+        manifest_row(root, file, label, split, class_names, words, file_record(file))
+        for file, label in zip(files, labels)
+    ]
     if not recorded:  # a split the run never used, on other data: nothing to compare against
         return
     counts = compare_manifests(recorded, current, by_content="sha256" in recorded[0])
     if any(counts.values()):
         raise ValueError(
             f"these {split} images are not the run's ({describe_changes(counts)} against "
-            f"{run_dir / 'manifest.csv'}), so nothing was written. To evaluate them as a separate "
-            f"evaluation, add --as NAME (written to {run_dir / 'evaluations' / 'NAME'})"
+            f"{run.manifest_file}), so nothing was written. To evaluate them as a separate "
+            f"evaluation, add --as NAME (written to {run.evaluation('NAME').path})"
         )
 
 
@@ -572,36 +569,35 @@ def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
     ``top{k}_probability`` beside ``top{k}``. Files that are missing or do not decode are named:
     with ``failed`` (a list) each is appended to it as one line and the others are predicted;
     without it, one ValueError names them all."""
-    run_dir = Path(run_dir)
-    _require_finished(run_dir)
-    for needed in ("model.keras", "config.json", "manifest.csv"):
-        if not (run_dir / needed).is_file():
-            raise FileNotFoundError(f"{run_dir / needed} not found: is {run_dir} a finished run folder?")
-    config = TrainConfig.from_json((run_dir / "config.json").read_text(), run_dir / "config.json")
-    model = load_saved_model(run_dir / "model.keras")
-    manifest = read_manifest(run_dir / "manifest.csv")
-    by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in manifest}
-    class_names = [by_index[i][0] for i in sorted(by_index)]
-    words = [by_index[i][1] for i in sorted(by_index)]
+    run = open_finished(run_dir)
+    config = run.config()
+    model = run.model()
+    class_names, words = (list(column) for column in zip(*run.classes()))
+    decoded = _decode_files(files, config.image_size, failed)
+    if not decoded:
+        return pd.DataFrame()
+    files = [f for f, _ in decoded]
+    images = np.stack([image for _, image in decoded])
+    probs = predict(model, images, tta=config.tta)
+    k = min(k, len(class_names))
+    table = prediction_table([str(f) for f in files], probs, class_names, words, k=k)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    table[f"top{k}_probability"] = [" ".join(f"{p:.4f}" for p in row[c]) for row, c in zip(probs, top)]
+    table[f"top{k}_names"] = ["|".join(words[i] for i in c) for c in top]
+    return table
+
+
+def _decode_files(files, image_size, failed=None) -> list:
+    """``(file, image)`` of each file that decodes; the others named in ``failed`` (a list), or, without
+    it, in one ValueError."""
     decoded, problems = [], []
     for f in files:
         try:
-            decoded.append((f, decode_image(f, config.image_size)))
+            decoded.append((f, decode_image(f, image_size)))
         except (tiny_imagenet.DataFormatError, OSError) as err:
             problems.append(_unreadable(f, err))
     if problems and failed is None:
         raise ValueError("; ".join(problems))
     if failed is not None:
         failed.extend(problems)
-    files = [f for f, _ in decoded]
-    if not files:
-        return pd.DataFrame()
-    images = np.stack([image for _, image in decoded])
-    probs = predict(model, images, tta=config.tta)
-    table = prediction_table([str(f) for f in files], probs, class_names, words, k=min(k, len(class_names)))
-
-    k = min(k, len(class_names))
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    table[f"top{k}_probability"] = [" ".join(f"{p:.4f}" for p in row[c]) for row, c in zip(probs, top)]
-    table[f"top{k}_names"] = ["|".join(words[i] for i in c) for c in top]
-    return table
+    return decoded
