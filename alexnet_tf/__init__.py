@@ -28,7 +28,7 @@ from .schedules import OneCycle, WarmupCosine, learning_rate, lr_schedule, plate
 
 __version__ = "0.1.0"
 
-_LAZY = {"train": "training", "evaluate_saved": "training"}
+_LAZY = {"train": "training", "evaluate_saved": "saved_run"}
 
 __all__ = [
     "AugmentConfig",

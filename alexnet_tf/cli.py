@@ -262,7 +262,7 @@ def _run(args) -> int:
     config = None
     try:
         if args.command == "predict":
-            from .training import predict_files
+            from .saved_run import predict_files
 
             if args.top < 1:
                 raise ValueError(f"--top {args.top}: give at least 1")
@@ -276,7 +276,7 @@ def _run(args) -> int:
             if failed:
                 return 1
         elif args.command == "evaluate":
-            from .training import evaluate_saved
+            from .saved_run import evaluate_saved
 
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta, args.name)
             print(json.dumps(metrics, indent=2))

@@ -28,7 +28,8 @@ os.environ["KERAS_BACKEND"] = sys.argv[1]
 import keras
 import numpy as np
 from alexnet_tf.config import preset
-from alexnet_tf.training import evaluate_saved, train
+from alexnet_tf.saved_run import evaluate_saved
+from alexnet_tf.training import train
 
 class Kill(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):

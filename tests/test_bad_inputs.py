@@ -208,7 +208,7 @@ def test_unwritable_runs_folder_fails_before_any_decoding(synthetic_root, tmp_pa
 
 
 def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_run, monkeypatch, capsys):
-    from alexnet_tf import training
+    from alexnet_tf import saved_run
     from data_prep import fsutil
 
     def read_only(folder):
@@ -218,7 +218,7 @@ def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_r
         raise AssertionError("predicted before checking the run folder")
 
     monkeypatch.setattr(fsutil, "check_writable", read_only)
-    monkeypatch.setattr(training, "predict", no_prediction)
+    monkeypatch.setattr(saved_run, "predict", no_prediction)
     code, _, err = cli(["evaluate", finished_run], capsys)
     assert code == 1 and str(finished_run) in err and "Copy the folder" in err
 

@@ -19,7 +19,8 @@ import pytest
 from alexnet_tf import hardware
 from alexnet_tf.cli import build_parser, verbosity
 from alexnet_tf.run_folder import RunFolder
-from alexnet_tf.training import predict_files, train
+from alexnet_tf.saved_run import predict_files
+from alexnet_tf.training import train
 from conftest import REPO, cli, tiny
 
 

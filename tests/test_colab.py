@@ -8,7 +8,8 @@ import pytest
 
 import alexnet_tf.colab as colab_setup
 from alexnet_tf.config import preset
-from alexnet_tf.training import finished_run, train
+from alexnet_tf.saved_run import finished_run
+from alexnet_tf.training import train
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from alexnet_tf.config import ADDED_LATER, AUGMENT_ADDED_LATER, TrainConfig
-from alexnet_tf.training import evaluate_saved, load_run, train
+from alexnet_tf.saved_run import evaluate_saved, load_run
+from alexnet_tf.training import train
 from conftest import REPO
 
 # The last commit before alexnet_tf.run_folder: BackupAndRestore's backup, no data fingerprint.

@@ -9,7 +9,8 @@ from alexnet_tf.config import preset
 from alexnet_tf.evaluate import predict
 from alexnet_tf.explain import grad_cam, last_conv_layer, right_and_wrong
 from alexnet_tf.plots import plot_grad_cam
-from alexnet_tf.training import predict_files, train
+from alexnet_tf.saved_run import predict_files
+from alexnet_tf.training import train
 from data_prep.images import load_dataset
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from alexnet_tf.config import preset
 from alexnet_tf.run_folder import RunFolder, RunFolderInUse
-from alexnet_tf.training import evaluate_saved, train
+from alexnet_tf.saved_run import evaluate_saved
+from alexnet_tf.training import train
 from conftest import REPO, cli, tiny
 
 

@@ -11,7 +11,8 @@ from alexnet_tf.cli import main as cli_main
 from alexnet_tf.config import TrainConfig, preset
 from alexnet_tf.evaluate import evaluate_predictions, predict, prediction_table, topk_metrics
 from alexnet_tf.hardware import choose_jit_compile, choose_precision, describe_device
-from alexnet_tf.training import evaluate_saved, train
+from alexnet_tf.saved_run import evaluate_saved
+from alexnet_tf.training import train
 from conftest import REPO
 
 

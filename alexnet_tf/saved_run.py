@@ -1,0 +1,287 @@
+"""Saved runs: a finished run folder loaded, evaluated again (on any split or other data), and
+used to predict image files, as ``sample.py`` stands beside ``train.py``. ``alexnet_tf.training``
+trains; this module never trains, and reads its folders through ``alexnet_tf.run_folder``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from data_prep import fsutil, prepare_dataset, tiny_imagenet
+
+from . import plots
+from .config import TrainConfig, plain_name_problem
+from .data import class_descriptions, data_work_dir, decode_image, load_images, require_every_class
+from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
+from .run_folder import (
+    RunFolder,
+    RunFolderInUse,
+    compare_manifests,
+    describe_changes,
+    file_record,
+    manifest_row,
+    read_history,
+)
+
+__all__ = [
+    "RunResult",
+    "evaluate_run",
+    "evaluate_saved",
+    "finished_run",
+    "load_run",
+    "open_finished",
+    "predict_files",
+    "read_history",
+]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model: keras.Model
+    history: pd.DataFrame
+    metrics: dict
+    report: pd.DataFrame | None  # None in the processes that do not write (data-parallel)
+
+
+def finished_run(config: TrainConfig) -> RunResult | None:
+    """The finished run of ``config`` (what ``train`` would load instead of training), or None."""
+    run = RunFolder(config)
+    return load_run(run.path) if run.finished else None
+
+
+def load_run(run_dir) -> RunResult:
+    """A finished run folder as a RunResult (final model, history, metrics, per-class report)."""
+    run = RunFolder.at(run_dir)
+    metrics = run.metrics()
+    model = run.model()
+    return RunResult(
+        run.path, model, read_history(run.history_file), metrics, run.per_class(metrics.get("split", "val"))
+    )
+
+
+def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
+    """Metrics, per-class report and every figure of an evaluation into ``out_dir``."""
+    out = RunFolder.at(out_dir)
+    out.path.mkdir(parents=True, exist_ok=True)
+    probs = predict(model, images, tta=tta)
+    names = class_descriptions(root, class_names)
+    metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
+    metrics["split"] = split
+    report.to_csv(out.per_class_file(split), index=False)
+    # The counts behind the confusion figure, readable and comparable without the model.
+    pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names).to_csv(
+        out.confusion_file(split)
+    )
+    _evaluation_figures(out.figures, model, history, report, confusion, names, images, labels, probs, split)
+    return metrics, report
+
+
+def _evaluation_figures(figures, model, history, report, confusion, names, images, labels, probs, split) -> None:
+    if history is not None and len(history):
+        plots.plot_history(history, figures / "history.png")
+        plots.plot_errors(history, figures / "errors.png")
+    plots.plot_per_class_accuracy(report, figures / f"per_class_{split}.png")
+    plots.plot_confusion(confusion, names, figures / f"confusion_{split}.png")
+    plots.plot_confused_pairs(confused_pairs(confusion, names), figures / f"confused_pairs_{split}.png")
+    plots.plot_predictions(images, labels, probs, names, figures / f"predictions_{split}.png")
+    plots.plot_conv1_filters(model, figures / "conv1_filters.png")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=None) -> dict:
+    """Re-evaluate a saved run on any split; ``export`` also writes the legacy HDF5 format.
+
+    The run's own files (``per_class_<split>.csv``, figures) are written only when the split's
+    images are the ones its manifest lists (or a split it never used, such as test); other data
+    is refused unless ``name`` asks for a separate evaluation, written to ``evaluations/<name>/``.
+    A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
+    ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
+    run = open_finished(run_dir)
+    config = run.config()
+    _require_writable(run)  # checked before predicting: the metrics and figures are written into the run folder
+    out = run if name is None else run.evaluation(_evaluation_name(name))
+    with _evaluation_lock(run, out, name):
+        model = run.model()
+        root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
+        class_names = run.class_names()
+        files, labels = _split_images(root, split, class_names)
+        recorded = [r for r in run.manifest() if r["split"] == split]
+        if name is None and (recorded or data is not None):
+            _require_run_images(run, recorded, root, files, labels, class_names, split)
+        images = load_images(files, config.image_size)
+        tta = config.tta if tta is None else tta
+        if np.all(labels < 0):
+            metrics = _write_predictions(out, model, root, files, images, class_names, split, tta)
+        else:
+            history = run.history() if name is None else None
+            metrics, _ = evaluate_run(model, out.path, root, class_names, images, labels, tta, history, split)
+            if name is not None:
+                metrics.update(data=str(Path(root).resolve()), images=len(files))
+                out.write_metrics(metrics)
+        if export:
+            model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
+    return metrics
+
+
+def open_finished(run_dir) -> RunFolder:
+    """The finished run folder at ``run_dir``, refused (saying why) while in training or unfinished,
+    and where it lacks the files evaluate and predict read."""
+    run = RunFolder.at(run_dir)
+    _require_finished(run)
+    run.require_files()
+    return run
+
+
+def _require_writable(run: RunFolder) -> None:
+    try:
+        fsutil.check_writable(run.path)
+    except PermissionError:
+        raise PermissionError(
+            f"cannot write to the run folder {run.path}: evaluate writes its metrics and figures "
+            f"there. Copy the folder somewhere writable and evaluate the copy"
+        ) from None
+
+
+def _evaluation_lock(run: RunFolder, out: RunFolder, name) -> RunFolder:
+    """The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
+    under a lock of its own, so it may run beside another evaluation of the run."""
+    if name is None:
+        return RunFolder.at(run.path.resolve()).lock(
+            way_out=f"pass --as NAME for a separate evaluation, written to {run.evaluation('NAME').path}"
+        )
+    return RunFolder.at(out.path.resolve()).lock(way_out="pass another --as NAME")
+
+
+def _split_images(root, split, class_names) -> tuple[list, np.ndarray]:
+    """The files and labels of ``split`` among the run's own classes, so that a folder holding only
+    this split (e.g. test images to label) is enough; labels are -1 where the split has none."""
+    files, labels = tiny_imagenet.split_files(root, split, class_names)
+    if not files:
+        raise tiny_imagenet.DataFormatError(f"{Path(root) / split} has no images of the run's classes")
+    labels = np.asarray(labels, dtype=np.int32)
+    if labels[0] >= 0:
+        require_every_class(labels, class_names, Path(root) / split)
+    return files, labels
+
+
+def _write_predictions(out: RunFolder, model, root, files, images, class_names, split, tta) -> dict:
+    """An unlabelled split's predictions into ``predictions_<split>.csv``; what evaluate reports of it."""
+    table = prediction_table(
+        [os.path.relpath(f, root) for f in files],
+        predict(model, images, tta=tta),
+        class_names,
+        class_descriptions(root, class_names),
+    )
+    out.path.mkdir(parents=True, exist_ok=True)
+    path = out.predictions_file(split)
+    table.to_csv(path, index=False)
+    print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
+    return {"split": split, "images": len(files), "predictions": str(path)}
+
+
+def _evaluation_name(name: str) -> str:
+    if plain_name_problem(name) is not None or name.startswith("."):
+        raise ValueError(f"--as {name!r}: give a plain name for the evaluation's folder, e.g. --as other-val")
+    return name
+
+
+def _require_finished(run: RunFolder) -> None:
+    """Refuse a run folder whose training is under way or stopped before its end, saying so (its
+    final model is missing, or not yet the final one, while the backup exists)."""
+    holder = RunFolder.at(run.path.resolve()).holder()
+    if not run.resuming and (holder is None or run.model_file.is_file()):
+        return
+    try:
+        epochs = f" of {run.config().epochs}"
+    except (OSError, ValueError, AttributeError):  # AttributeError: no config.json
+        epochs = ""
+    epoch = run.backup_epoch()
+    progress = f"epoch {epoch}{epochs} done" if epoch is not None else "no epoch done yet"
+    if holder is not None:
+        raise RunFolderInUse(
+            f"{run.path} is still in training ({progress}; process {holder} is training it), so there is no final "
+            f"model to use yet: wait for the training to end, then run this again"
+        )
+    raise RunFolderInUse(
+        f"{run.path} is a run in training that stopped before its end ({progress}, no final model yet): run its "
+        f"train command again to finish it, then run this again"
+    )
+
+
+def _unreadable(path, err) -> str:
+    """One line for an image file ``predict`` cannot use, with advice for ``predict``."""
+    path = Path(path)
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.is_dir():
+        return f"{path} is a folder: give the image files in it (e.g. {path / '*.jpg'})"
+    cause = err.__context__ if err.__context__ is not None else err
+    reason = str(cause).replace(f"cannot decode image {path}: ", "").split(". ")[0].rstrip(".")
+    return f"{path}: cannot read it as an image ({reason}); give a JPEG, PNG or other image file"
+
+
+def _require_run_images(run: RunFolder, recorded, root, files, labels, class_names, split) -> None:
+    """Refuse to write the run's own results for images other than the run's (by content)."""
+    words = class_descriptions(root, class_names)
+    current = [
+        manifest_row(root, file, label, split, class_names, words, file_record(file))
+        for file, label in zip(files, labels)
+    ]
+    if not recorded:  # a split the run never used, on other data: nothing to compare against
+        return
+    counts = compare_manifests(recorded, current, by_content="sha256" in recorded[0])
+    if any(counts.values()):
+        raise ValueError(
+            f"these {split} images are not the run's ({describe_changes(counts)} against "
+            f"{run.manifest_file}), so nothing was written. To evaluate them as a separate "
+            f"evaluation, add --as NAME (written to {run.evaluation('NAME').path})"
+        )
+
+
+def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
+    """The top-``k`` classes of each image file by a finished run's model: any size or colour mode,
+    resized as training resized its images; one row per file (see ``prediction_table``), with
+    ``top{k}_probability`` beside ``top{k}``. Files that are missing or do not decode are named:
+    with ``failed`` (a list) each is appended to it as one line and the others are predicted;
+    without it, one ValueError names them all."""
+    run = open_finished(run_dir)
+    config = run.config()
+    model = run.model()
+    class_names, words = (list(column) for column in zip(*run.classes()))
+    decoded = _decode_files(files, config.image_size, failed)
+    if not decoded:
+        return pd.DataFrame()
+    files = [f for f, _ in decoded]
+    images = np.stack([image for _, image in decoded])
+    probs = predict(model, images, tta=config.tta)
+    k = min(k, len(class_names))
+    table = prediction_table([str(f) for f in files], probs, class_names, words, k=k)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    table[f"top{k}_probability"] = [" ".join(f"{p:.4f}" for p in row[c]) for row, c in zip(probs, top)]
+    table[f"top{k}_names"] = ["|".join(words[i] for i in c) for c in top]
+    return table
+
+
+def _decode_files(files, image_size, failed=None) -> list:
+    """``(file, image)`` of each file that decodes; the others named in ``failed`` (a list), or, without
+    it, in one ValueError."""
+    decoded, problems = [], []
+    for f in files:
+        try:
+            decoded.append((f, decode_image(f, image_size)))
+        except (tiny_imagenet.DataFormatError, OSError) as err:
+            problems.append(_unreadable(f, err))
+    if problems and failed is None:
+        raise ValueError("; ".join(problems))
+    if failed is not None:
+        failed.extend(problems)
+    return decoded
