@@ -127,6 +127,14 @@ def build_parser():
         prog="python -m alexnet_tf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{main,train,evaluate,predict}")
+    _add_train_commands(commands, PRESETS)
+    _add_evaluate_command(commands)
+    _add_predict_command(commands)
+    return parser
+
+
+def _add_train_commands(commands, presets) -> None:
+    """``main`` and ``train``: a preset, its options, and the processes of a data-parallel run."""
     for name, text, preset_name in (
         ("main", "data -> train -> evaluate -> figures (synthetic data unless --data)", "default"),
         ("train", "train one run from a preset and options", "default"),
@@ -135,7 +143,7 @@ def build_parser():
         p.add_argument(
             "--preset",
             default=preset_name,
-            choices=sorted(PRESETS),
+            choices=sorted(presets),
             help=f"starting settings; options override them (default: {preset_name}; defaults below are that preset's)",
         )
         p.add_argument(
@@ -146,29 +154,36 @@ def build_parser():
             "(Keras' summary of each epoch) (default: bar on a terminal, line when the output goes to a file "
             "or a pipe)",
         )
-        _add_config_options(p, PRESETS[preset_name])
-        launch = p.add_argument_group(
-            "several processes (--distribute data-parallel, JAX)",
-            "Start the same command once per process, changing only --process-id; process 0 writes the run "
-            "folder. Unset, these come from KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES "
-            "and KERAS_DISTRIBUTION_PROCESS_ID, or this is the only process.",
-        )
-        launch.add_argument(
-            "--coordinator",
-            metavar="HOST:PORT",
-            default=None,
-            help="address of process 0, where the processes meet (default: none)",
-        )
-        launch.add_argument(
-            "--num-processes",
-            metavar="N",
-            type=int,
-            default=None,
-            help="how many processes train together (default: none)",
-        )
-        launch.add_argument(
-            "--process-id", metavar="I", type=int, default=None, help="this process, 0 to N-1 (default: none)"
-        )
+        _add_config_options(p, presets[preset_name])
+        _add_launch_options(p)
+
+
+def _add_launch_options(p) -> None:
+    launch = p.add_argument_group(
+        "several processes (--distribute data-parallel, JAX)",
+        "Start the same command once per process, changing only --process-id; process 0 writes the run "
+        "folder. Unset, these come from KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES "
+        "and KERAS_DISTRIBUTION_PROCESS_ID, or this is the only process.",
+    )
+    launch.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0, where the processes meet (default: none)",
+    )
+    launch.add_argument(
+        "--num-processes",
+        metavar="N",
+        type=int,
+        default=None,
+        help="how many processes train together (default: none)",
+    )
+    launch.add_argument(
+        "--process-id", metavar="I", type=int, default=None, help="this process, 0 to N-1 (default: none)"
+    )
+
+
+def _add_evaluate_command(commands) -> None:
     p = commands.add_parser(
         "evaluate",
         help="re-evaluate a saved run folder on any split",
@@ -192,6 +207,9 @@ def build_parser():
         help="a separate evaluation, written to RUN/evaluations/NAME/: for data other than the run's "
         "own, which is otherwise refused (default: none, the run's own files)",
     )
+
+
+def _add_predict_command(commands) -> None:
     p = commands.add_parser(
         "predict",
         help="the top-5 classes of your own images by a trained run",
@@ -201,7 +219,6 @@ def build_parser():
     p.add_argument("run_dir", help="a finished run folder, runs/<name>")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     p.add_argument("--top", type=int, default=5, help="how many classes to list for each image (default: 5)")
-    return parser
 
 
 def print_predictions(table) -> None:

@@ -15,10 +15,6 @@ REPO_URL = "https://github.com/alexnet-tf/alexnet-tf"
 DRIVE_MOUNT = "/content/drive"
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
 def stale_modules(names=("numpy", "pandas", "tensorflow", "keras", "jax")) -> list[str]:
     """Modules loaded in this process whose installed version has changed since (a restart is due)."""
     from importlib import metadata

@@ -200,54 +200,72 @@ def alexnet_model(
         pooling: "overlapping" (3x3 windows, stride 2: the paper's) or "non-overlapping" (2x2,
             stride 2), the comparison of the paper's section 3.4; both halve the map.
     """
+    _check_arguments(variant, dropout, pooling)
+    spec = VARIANTS[variant]
+    input_shape = tuple(input_shape or (spec["input_size"], spec["input_size"], 3))
+    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    if augmentation is not None:
+        x = augmentation(x)
+    x = preprocessing_layer(preprocessing, mean, variance)(x)
+    for i, conv in enumerate(spec["convs"], 1):
+        x = _conv_block(x, i, conv, variant, regularizer, batch_norm, lrn, lrn_params, pooling)
+    x = layers.Flatten(name="flatten")(x)
+    for i, width in enumerate(spec["dense"], 6):
+        x = _dense_block(x, i, width, regularizer, dropout)
+    x = layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
+
+
+def _check_arguments(variant, dropout, pooling) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout} must be in [0, 1)")
     if pooling not in POOLING:
         raise ValueError(f"pooling={pooling!r}; choose one of {', '.join(POOLING)}")
-    spec = VARIANTS[variant]
-    input_shape = tuple(input_shape or (spec["input_size"], spec["input_size"], 3))
-    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def _conv_block(x, i, conv, variant, regularizer, batch_norm, lrn, lrn_params, pooling):
+    """Conv layer ``i`` (``conv``: filters, kernel, stride, LRN after it, pooling after it), then
+    batch normalisation, ReLU, LRN and max pooling where they apply."""
+    filters, kernel, stride, has_lrn, has_pool = conv
+    padding = "valid" if (variant == "original" and i == 1) else "same"
     # He initialisation suits the ReLU stack: SGD starts learning at once, where the paper's
     # N(0, 0.01) weights need its bias-1 trick and many epochs to get going.
-    inputs = keras.Input(input_shape, name="images")
-    x = inputs
-    if augmentation is not None:
-        x = augmentation(x)
-    x = preprocessing_layer(preprocessing, mean, variance)(x)
-    for i, (filters, kernel, stride, has_lrn, has_pool) in enumerate(spec["convs"], 1):
-        padding = "valid" if (variant == "original" and i == 1) else "same"
-        x = layers.Conv2D(
-            filters,
-            kernel,
-            stride,
-            padding=padding,
-            use_bias=not batch_norm,
-            kernel_initializer="he_normal",
-            kernel_regularizer=regularizer,
-            name=f"conv{i}",
+    x = layers.Conv2D(
+        filters,
+        kernel,
+        stride,
+        padding=padding,
+        use_bias=not batch_norm,
+        kernel_initializer="he_normal",
+        kernel_regularizer=regularizer,
+        name=f"conv{i}",
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+    x = layers.ReLU(name=f"relu{i}")(x)
+    if lrn and has_lrn:
+        x = LocalResponseNormalization(**(lrn_params or {}), name=f"lrn{i}")(x)
+    if has_pool:
+        x = layers.MaxPooling2D(
+            POOLING[pooling], 2, padding="valid" if variant == "original" else "same", name=f"pool{i}"
         )(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-        if lrn and has_lrn:
-            x = LocalResponseNormalization(**(lrn_params or {}), name=f"lrn{i}")(x)
-        if has_pool:
-            x = layers.MaxPooling2D(
-                POOLING[pooling], 2, padding="valid" if variant == "original" else "same", name=f"pool{i}"
-            )(x)
-    x = layers.Flatten(name="flatten")(x)
-    for i, width in enumerate(spec["dense"], 6):
-        x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"fc{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-        if dropout:
-            # A seed of its own (drawn from keras.utils.set_random_seed's): without one, PyTorch takes
-            # dropout masks from its global generator, which a resumed run cannot restore.
-            x = layers.Dropout(dropout, seed=random.randint(1, 10**9), name=f"dropout{i}")(x)
-    x = layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
+    return x
+
+
+def _dense_block(x, i, width, regularizer, dropout):
+    """Hidden dense layer ``i``, its ReLU and its dropout."""
+    x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=regularizer, name=f"fc{i}")(x)
+    x = layers.ReLU(name=f"relu{i}")(x)
+    if dropout:
+        # A seed of its own (drawn from keras.utils.set_random_seed's): without one, PyTorch takes
+        # dropout masks from its global generator, which a resumed run cannot restore.
+        x = layers.Dropout(dropout, seed=random.randint(1, 10**9), name=f"dropout{i}")(x)
+    return x
 
 
 # --- the model registry ---------------------------------------------------------------------

@@ -216,17 +216,23 @@ def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
                 )
             record.raise_if_diverged(run, config)
             images = steps * config.batch_size if shard is not None else len(data.x_train)
-            facts = {
-                "resumed": initial_epoch > 0,
-                "distribute": config.distribute,
-                "processes": distribute.process_count(),
-                "replicas": distribute.replica_count(config.distribute, strategy),
-                "fit_seconds": record.seconds,
-                "wall_seconds": time.perf_counter() - run.opened,
-                # training and validation passes of this session's epochs, per training image
-                "images_per_second": images * record.epochs / record.seconds if record.epochs else 0.0,
-            }
+            facts = fit_facts(config, run, record, strategy, images, resumed=initial_epoch > 0)
             return finish(run, model, data, recorded, device, facts)
+
+
+def fit_facts(config: TrainConfig, run: RunFolder, record: FitRecord, strategy, images: int, resumed: bool) -> dict:
+    """What the metrics record of this session's fit beside the scores: ``images`` is one epoch's
+    training images (of every process)."""
+    return {
+        "resumed": resumed,
+        "distribute": config.distribute,
+        "processes": distribute.process_count(),
+        "replicas": distribute.replica_count(config.distribute, strategy),
+        "fit_seconds": record.seconds,
+        "wall_seconds": time.perf_counter() - run.opened,
+        # training and validation passes of this session's epochs, per training image
+        "images_per_second": images * record.epochs / record.seconds if record.epochs else 0.0,
+    }
 
 
 def validation_data(config: TrainConfig, data, sharded=False) -> dict:

@@ -25,7 +25,7 @@ from .tiny_imagenet import DataFormatError
 LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
     steps = parser.add_subparsers(dest="step", required=True)
 
@@ -64,8 +64,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-per-class", type=int, default=200)
     p.add_argument("--val-per-class", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
