@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -389,19 +391,25 @@ class RandomAffine(layers.Layer):
 
 # name -> factory(augment: AugmentConfig, seed) -> a Keras layer on uint8 batches (active when
 # training=True, returning float pixel values in 0..255), or None for no augmentation. It runs in
-# tf.data on a TensorFlow CPU and first in the model elsewhere. A new transform is one entry.
-# ("classic", ImageDataGenerator, is a path of its own: see alexnet_tf.training.)
-AUGMENTATIONS = {}
+# tf.data on a TensorFlow CPU and first in the model elsewhere (feed "layer"). A new transform is
+# one entry. "classic" feeds training otherwise (feed "generator"): its factory(augment, seed, pca)
+# returns an ImageDataGenerator, whose flow makes the batches (TensorFlow only).
+AUGMENTATIONS = Registry("augmentation")
+FEEDS = ("layer", "generator")
 
 
-def register_augmentation(name: str):
-    """Register an augmentation factory under ``name``, the value of ``TrainConfig.augmentation``."""
+def register_augmentation(name: str, feed: str = "layer"):
+    """Register an augmentation factory under ``name``, the value of ``TrainConfig.augmentation``;
+    ``feed`` says how it feeds training (see ``augmentation_feed``)."""
+    if feed not in FEEDS:
+        raise ValueError(f"feed={feed!r}; choose one of {', '.join(FEEDS)}")
+    return AUGMENTATIONS.register(name, feed=feed)
 
-    def register(factory):
-        AUGMENTATIONS[name] = factory
-        return factory
 
-    return register
+def augmentation_feed(name: str) -> str:
+    """How augmentation ``name`` feeds training: "layer" (a Keras layer, mapped over the tf.data
+    batches or put first in the model) or "generator" (an ImageDataGenerator making the batches)."""
+    return AUGMENTATIONS.info(name)["feed"]
 
 
 def _no_augmentation(augment, seed=None):
@@ -417,6 +425,7 @@ def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None, pca=None)
 
 register_augmentation("fast")(fast_augmenter)
 register_augmentation("none")(_no_augmentation)
+register_augmentation("classic", feed="generator")(image_data_generator)
 
 
 def batch_mixing(kind, num_classes, seed=None):

@@ -21,7 +21,7 @@ from .hardware import Precision
 from .model import MODELS, VARIANTS
 
 # Fields whose choices are registered names: a new model or augmentation is one entry there.
-REGISTRIES = {"variant": lambda: MODELS, "augmentation": lambda: (*AUGMENTATIONS, "classic")}
+REGISTRIES = {"variant": lambda: MODELS.names(), "augmentation": lambda: AUGMENTATIONS.names()}
 # Values that were once choices, refused with the reason (the command line lets them through to say it).
 REFUSED = {
     "distribute": {

@@ -14,6 +14,8 @@ from keras import layers, ops
 
 from data_prep.images import channel_stats  # noqa: F401 (the statistics the model normalises with)
 
+from .registry import Registry
+
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
@@ -273,17 +275,12 @@ def _dense_block(x, i, width, regularizer, dropout):
 # name -> builder(config, num_classes, mean, variance, augmentation) -> keras.Model, where config is a
 # TrainConfig, mean and variance the training images' channel statistics, and augmentation a
 # layer to put first (or None). A new network is one entry: decorate its builder.
-MODELS = {}
+MODELS = Registry("model")
 
 
 def register_model(name: str):
     """Register a model builder under ``name``, the value of ``TrainConfig.variant`` that selects it."""
-
-    def register(builder):
-        MODELS[name] = builder
-        return builder
-
-    return register
+    return MODELS.register(name)
 
 
 def _alexnet_builder(variant):

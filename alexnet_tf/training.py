@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import distribute
-from .augment import AUGMENTATIONS, batch_mixing, image_data_generator, pixel_pca
+from .augment import AUGMENTATIONS, augmentation_feed, batch_mixing, pixel_pca
 from .config import TrainConfig
 from .data import load_data
 from .feed import epoch_callbacks, steps_per_epoch, training_batches, validation_arguments, validation_batch_size
@@ -136,34 +136,39 @@ class EpochLine(keras.callbacks.Callback):
 
 
 def make_augmenter(config: TrainConfig, x_train=None):
-    """The augmentation layer ``config.augmentation`` names in the registry (None for none and for
-    classic, whose ImageDataGenerator works on the batches instead). PCA lighting takes its
-    principal components from ``x_train``, the training images."""
-    if config.augmentation == "classic":
+    """The augmentation layer ``config.augmentation`` names in the registry (None for none, and for
+    an augmentation that feeds training as a generator instead, such as classic). PCA lighting
+    takes its principal components from ``x_train``, the training images."""
+    if augmentation_feed(config.augmentation) != "layer":
         return None
+    factory = AUGMENTATIONS.lookup(config.augmentation)
     if config.augment.pca_lighting:
-        return AUGMENTATIONS[config.augmentation](config.augment, config.seed, pca=pixel_pca(x_train))
-    return AUGMENTATIONS[config.augmentation](config.augment, config.seed)
+        return factory(config.augment, config.seed, pca=pixel_pca(x_train))
+    return factory(config.augment, config.seed)
 
 
 def training_data(config: TrainConfig, data, augment=None, shard=None):
     """Batches of (uint8 or float images, one-hot labels): ``augment`` mapped over them (where the
-    model does not carry it), MixUp or CutMix, or the classic ImageDataGenerator."""
+    model does not carry it), MixUp or CutMix, or the generator (ImageDataGenerator) the
+    augmentation's registry entry makes."""
     one_hot = np.eye(data.num_classes, dtype="float32")[data.y_train]
-    if config.augmentation == "classic":
-        if config.mixing:
-            raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
-        if keras.backend.backend() != "tensorflow":
-            raise ValueError(
-                "augmentation='classic' is ImageDataGenerator, which needs TensorFlow; on the "
-                f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
-            )
-        pca = pixel_pca(data.x_train) if config.augment.pca_lighting else None
-        return image_data_generator(config.augment, config.seed, pca).flow(
-            data.x_train, one_hot, batch_size=config.batch_size, shuffle=True, seed=config.seed
-        )
+    if augmentation_feed(config.augmentation) == "generator":
+        return _generator_batches(config, data, one_hot)
     mix = batch_mixing(config.mixing, data.num_classes, config.seed) if config.mixing else None
     return training_batches(data.x_train, one_hot, config.batch_size, config.seed, augment, mix, shard)
+
+
+def _generator_batches(config: TrainConfig, data, one_hot):
+    if config.mixing:
+        raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"augmentation={config.augmentation!r} is ImageDataGenerator, which needs TensorFlow; on the "
+            f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
+        )
+    pca = pixel_pca(data.x_train) if config.augment.pca_lighting else None
+    generator = AUGMENTATIONS.lookup(config.augmentation)(config.augment, config.seed, pca)
+    return generator.flow(data.x_train, one_hot, batch_size=config.batch_size, shuffle=True, seed=config.seed)
 
 
 def train(config: TrainConfig, callbacks=(), verbose=1) -> RunResult:
@@ -280,7 +285,7 @@ def build_model(config: TrainConfig, data, augmentation=None) -> keras.Model:
     """The network ``config.variant`` names in the registry, normalised with the training images'
     statistics, with ``augmentation`` (a layer) first when the model carries it."""
     mean, variance = channel_stats(data.x_train)
-    model = MODELS[config.variant](config, data.num_classes, mean, variance, augmentation)
+    model = MODELS.lookup(config.variant)(config, data.num_classes, mean, variance, augmentation)
     if config.init_weights:
         copied = load_matching_weights(model, config.init_weights)
         print(f"Started from {config.init_weights}: weights of {copied} layers")
