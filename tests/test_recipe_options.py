@@ -2,6 +2,7 @@
 augmentation paths and every backend, non-overlapping pooling, weight EMA, and the confusion counts
 a run writes beside its figure."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_random_resized_crops_zoom_in():
         AugmentConfig(crop_area=0)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_new_augmentations_run_on_jax_and_save_with_the_model(tmp_path):
     script = r"""
 import os, sys, json
