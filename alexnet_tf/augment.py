@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from .registry import Registry
+
+# How a transform fills the pixels it brings in from outside the image (ImageDataGenerator's names).
+FillMode = Literal["nearest", "constant", "reflect", "wrap"]
+FILL_MODES = get_args(FillMode)
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class AugmentConfig:
     shear_degrees: float = 0.2  # degrees, as ImageDataGenerator's shear_range
     zoom: float = 0.2  # scale drawn from [1 - zoom, 1 + zoom]
     horizontal_flip: bool = True
-    fill_mode: str = "nearest"  # "nearest", "constant", "reflect" or "wrap"
+    fill_mode: FillMode = "nearest"
     crop_padding: int = 0  # pad by this many pixels, then crop back at a random place (0: off)
     # Random-resized crop: a random part of [crop_area, 1] of the image's area, of aspect ratio 3/4 to
     # 4/3, stretched back to the full size (1: off). 0.35 is the usual value for 64x64 images.
@@ -50,8 +55,8 @@ class AugmentConfig:
     pca_lighting: float = 0.0
 
     def __post_init__(self):
-        if self.fill_mode not in ("nearest", "constant", "reflect", "wrap"):
-            raise ValueError(f"fill_mode={self.fill_mode!r}; choose nearest, constant, reflect or wrap")
+        if self.fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode={self.fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
         for name in ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom", "crop_padding"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")

@@ -19,7 +19,7 @@ from . import (
     summary_table,
 )
 from .extract import UndecodableImages
-from .subset import CLASS_GRAMMAR, counts_table
+from .subset import CLASS_GRAMMAR, DEFAULT_CLASSES, counts_table
 from .tiny_imagenet import DataFormatError
 
 LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("--out", required=True, help="new folder for the subset")
     p.add_argument(
-        "--classes", default="first:10", help=f"{CLASS_GRAMMAR.removesuffix(' (default: all)')} (default: first:10)"
+        "--classes",
+        default=DEFAULT_CLASSES,
+        help=f"{CLASS_GRAMMAR.removesuffix(' (default: all)')} (default: {DEFAULT_CLASSES})",
     )
     p.add_argument("--images-per-class", type=int, default=None, help="train images per class (default: all)")
     p.add_argument("--split", default=None, help="split train images per class, e.g. 400/50/50")

@@ -18,6 +18,7 @@ from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
 from .images import select_files
 
 MANIFEST_FIELDS = ["file", "wnid", "class_index", "words", "split", "source"]
+DEFAULT_CLASSES = "first:10"  # what a subset takes where no classes are given: Tiny-10
 
 
 CLASS_GRAMMAR = (
@@ -80,7 +81,7 @@ def parse_split(split) -> dict[str, int] | None:
     return dict(zip(tiny_imagenet.SPLITS, (int(v) for v in parts)))
 
 
-def plan_subset(root, classes="first:10", images_per_class=None, split=None, seed=0):
+def plan_subset(root, classes=DEFAULT_CLASSES, images_per_class=None, split=None, seed=0):
     """Manifest rows (dicts) of a subset, without writing anything."""
     root = Path(root)
     wnids = choose_classes(root, classes, seed)
@@ -163,7 +164,7 @@ def counts_table(rows):
     return table[[s for s in tiny_imagenet.SPLITS if s in table.columns]]
 
 
-def make_subset(root, out_dir, classes="first:10", images_per_class=None, split=None, seed=0) -> Path:
+def make_subset(root, out_dir, classes=DEFAULT_CLASSES, images_per_class=None, split=None, seed=0) -> Path:
     """Write the subset to ``out_dir`` and return it. Re-running with the same arguments is a
     no-op; an ``out_dir`` holding a different subset is an error (nothing is overwritten)."""
     root, out_dir = Path(root), Path(out_dir)
@@ -199,7 +200,7 @@ def _write_dataset(root: Path, out_dir: Path, rows, manifest: str) -> None:
         (tmp / "manifest.csv").write_text(manifest)  # written last: its presence marks a complete subset
 
 
-def make_folds(root, out_dir, k=3, classes="first:10", images_per_class=100, seed=0) -> list[Path]:
+def make_folds(root, out_dir, k=3, classes=DEFAULT_CLASSES, images_per_class=100, seed=0) -> list[Path]:
     """K cross-validation folds of the train images: ``out_dir/fold<i>/`` has fold i as ``val``
     and the other folds as ``train``. Seeded and re-runnable like ``make_subset``."""
     root, out_dir = Path(root), Path(out_dir)
