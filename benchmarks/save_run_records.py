@@ -13,8 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alexnet_tf.run_folder import RunFolder
+
 OUT = Path(__file__).resolve().parent / "runs"
-RECORDS = ("config.json", "history.csv", "metrics.json", "per_class_val.csv")
+
+
+def records(run_dir: Path) -> list[Path]:
+    """The run folder's small text records: its config, history, metrics and per-class report."""
+    run = RunFolder.at(run_dir)
+    return [run.config_file, run.history_file, run.metrics_file, run.per_class_file("val")]
 
 
 def ignored_by_git(path: Path) -> bool:
@@ -29,19 +36,20 @@ def ignored_by_git(path: Path) -> bool:
 
 def save(run_dir: Path, out: Path = OUT) -> Path:
     target = out / run_dir.name
-    missing = [name for name in RECORDS if not (run_dir / name).is_file()]
+    sources = records(run_dir)
+    missing = [source for source in sources if not source.is_file()]
     if missing:
-        sys.exit(f"{run_dir / missing[0]} is missing: is {run_dir} a finished run folder?")
-    ignored = [name for name in RECORDS if ignored_by_git(target / name)]
+        sys.exit(f"{missing[0]} is missing: is {run_dir} a finished run folder?")
+    ignored = [source.name for source in sources if ignored_by_git(target / source.name)]
     if ignored:
         sys.exit(
             f"git ignores {target / ignored[0]}: change the ignore pattern (git check-ignore -v shows which) "
             "before saving records there"
         )
     target.mkdir(parents=True, exist_ok=True)
-    for name in RECORDS:
-        source = run_dir / name
-        if name == "config.json":
+    for source in sources:
+        name = source.name
+        if source == sources[0]:  # the config
             config = json.loads(source.read_text())
             for key in ("data", "runs_dir", "init_weights"):
                 if config.get(key):
