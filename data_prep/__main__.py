@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -90,9 +91,21 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (DataFormatError, HashMismatchError, ValueError, OSError) as err:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            err = out_of_space(args, err)
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def out_of_space(args, err: OSError) -> str:
+    """A full disk in one line: the folder, and that the step left nothing half-written (each step
+    writes to a temporary folder, removed when it fails, and renames it only when complete)."""
+    folder = getattr(args, "out", None) or getattr(args, "root", None) or "the output folder"
+    return (
+        f"{folder}: out of disk space (writing {err.filename or 'a file'}); the half-written copy was "
+        "removed and nothing of yours changed: free some space and run the same step again"
+    )
 
 
 def run(args) -> None:
