@@ -103,6 +103,17 @@ def remove_stale_temps(folder: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it there: readers see the old
+    file or the new one, never half of one; a failed write (a full disk) leaves nothing behind."""
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def rename_into_place(tmp: Path, target: Path) -> bool:
     """Rename ``tmp`` to ``target``; False (``tmp`` removed) if ``target`` appeared meanwhile,
     i.e. another process finished the same work first."""

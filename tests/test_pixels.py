@@ -77,7 +77,7 @@ def test_a_real_jpeg_cut_short_is_refused_by_the_loader_and_check(real_root, tmp
     files, _, _ = images.select_files(root, "train")
     with pytest.raises(DataFormatError, match=rf"{bad.name}: the file is cut short"):
         load_images(files, cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing cached
+    assert not (tmp_path / "cache").exists() or not cache_entries(tmp_path / "cache")  # no images cached
 
     assert data_prep_cli(["check", str(root)]) == 0  # the layout is fine ...
     capsys.readouterr()
@@ -152,6 +152,11 @@ def test_stray_bytes_after_the_end_marker_and_fill_bytes_before_it_are_not_a_cut
 # --- the cache is keyed by content -----------------------------------------------------------
 
 
+def cache_entries(cache):
+    """The decode cache's entries: not its temporary files, nor the hash memo's folder."""
+    return [e for e in cache.iterdir() if not e.name.startswith(".") and e.name != "hashes"]
+
+
 def test_an_image_edited_in_place_with_its_size_and_time_kept_is_served_new(real_root, tmp_path):
     root = copy_real(real_root, tmp_path / "d", per_class=60, classes=CLASSES[:1])
     files, _, _ = images.select_files(root, "train")
@@ -174,7 +179,80 @@ def test_an_image_edited_in_place_with_its_size_and_time_kept_is_served_new(real
     np.testing.assert_array_equal(again[index], decode_image(other))
     assert not np.array_equal(again[index], first[index])
     np.testing.assert_array_equal(np.delete(again, index, 0), np.delete(first, index, 0))
-    assert len([e for e in cache.iterdir() if not e.name.startswith(".")]) == 2
+    assert len(cache_entries(cache)) == 2
+
+
+def test_an_image_edited_in_place_is_hashed_anew_though_its_hash_is_memoised(real_root, tmp_path, monkeypatch):
+    """The memo keys a hash by inode, size, mtime and ctime: the edit changes the ctime, which no
+    ``utime`` can restore. With the racy window shut, only that can tell the edit."""
+    monkeypatch.setattr(images.HashMemo, "RACY_NS", 0)
+    root = copy_real(real_root, tmp_path / "d", per_class=60, classes=CLASSES[:1])
+    files, _, _ = images.select_files(root, "train")
+    edited, other = next(g for g in same_size_groups(files) if len(g) >= 2)[:2]
+    memo = tmp_path / "memo"
+    first = file_hashes(files, memo_dir=memo)
+    calls = count_hashing(monkeypatch)
+    assert file_hashes(files, memo_dir=memo) == first and calls == []  # the memo served every file
+
+    stat = edited.stat()
+    edited.write_bytes(other.read_bytes())
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = file_hashes(files, memo_dir=memo)
+    assert calls == [str(edited)]
+    assert again[files.index(edited)] == again[files.index(other)] != first[files.index(edited)]
+
+
+def test_a_file_replaced_by_another_of_its_size_and_time_is_hashed_anew(tmp_path, monkeypatch):
+    monkeypatch.setattr(images.HashMemo, "RACY_NS", 0)
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    a.write_bytes(b"1" * 100)
+    b.write_bytes(b"2" * 100)
+    first = file_hashes([a], memo_dir=tmp_path / "memo")
+    os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))
+    os.replace(b, a)  # another inode under the same name, with the same size and mtime
+    assert file_hashes([a], memo_dir=tmp_path / "memo") == [(100, hashlib.sha256(b"2" * 100).hexdigest())] != first
+
+
+def test_files_changed_just_before_they_were_hashed_are_hashed_each_time(tmp_path, monkeypatch):
+    """A change within ``RACY_NS`` before the hashing may share its timestamps with a second change
+    (within a filesystem's time step): such an entry is never trusted."""
+    f = tmp_path / "new.jpg"
+    f.write_bytes(b"x" * 10)
+    file_hashes([f], memo_dir=tmp_path / "memo")
+    calls = count_hashing(monkeypatch)
+    file_hashes([f], memo_dir=tmp_path / "memo")
+    assert calls == [str(f)]
+
+
+def test_a_damaged_or_unwritable_hash_memo_only_means_hashing_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(images.HashMemo, "RACY_NS", 0)
+    files = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([i]) * 50)
+    truth = [(50, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
+    memo = tmp_path / "memo"
+    assert file_hashes(files, memo_dir=memo) == truth
+    for table in memo.iterdir():
+        table.write_text(table.read_text()[:-9])  # cut short
+    calls = count_hashing(monkeypatch)
+    assert file_hashes(files, memo_dir=memo) == truth and len(calls) == 3
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert file_hashes(files, memo_dir=blocked / "memo") == truth
+
+
+def same_size_groups(files):
+    by_size = {}
+    for f in files:
+        by_size.setdefault(f.stat().st_size, []).append(f)
+    return list(by_size.values())
+
+
+def count_hashing(monkeypatch) -> list:
+    """The files ``file_hash`` reads from now on."""
+    calls, real_hash = [], images.file_hash
+    monkeypatch.setattr(images, "file_hash", lambda path: calls.append(str(path)) or real_hash(path))
+    return calls
 
 
 def test_the_cache_key_is_the_content_not_the_names(synthetic_root, tmp_path):
@@ -183,10 +261,11 @@ def test_the_cache_key_is_the_content_not_the_names(synthetic_root, tmp_path):
     a = images.load_dataset(synthetic_root, "train", classes=2, cache_dir=cache)[0]
     b = images.load_dataset(copy, "train", classes=2, cache_dir=cache)[0]
     np.testing.assert_array_equal(a, b)
-    assert len(list(cache.iterdir())) == 1  # the same bytes: the same entry
+    assert len(cache_entries(cache)) == 1  # the same bytes: the same entry
 
 
 def test_a_run_hashes_each_file_once_for_the_cache_and_the_manifest(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_TF_CACHE", str(tmp_path / "cache"))  # no file hashed before
     calls = []
     real_hash = images.file_hash
     monkeypatch.setattr(images, "file_hash", lambda path: calls.append(str(path)) or real_hash(path))
