@@ -21,8 +21,9 @@ from data_prep.tiny_imagenet import DataFormatError
 
 from .augment import AugmentConfig, fast_augmenter, image_data_generator, register_augmentation
 from .config import TrainConfig, preset
-from .data import directory_dataset, make_dataset
+from .data import directory_dataset
 from .evaluate import evaluate_predictions, prediction_table
+from .feed import make_dataset
 from .model import LocalResponseNormalization, alexnet_model, channel_stats, register_model
 from .schedules import OneCycle, WarmupCosine, learning_rate, lr_schedule, plateau_callback
 

@@ -417,7 +417,7 @@ def augmentation_feed(name: str) -> str:
     return AUGMENTATIONS.info(name)["feed"]
 
 
-def _no_augmentation(augment, seed=None):
+def _no_augmentation(augment, seed=None, pca=None):
     return None
 
 
@@ -448,3 +448,40 @@ def batch_mixing(kind, num_classes, seed=None):
         return out["images"], out["labels"]
 
     return mix
+
+
+@dataclass(frozen=True)
+class TrainingAugmentation:
+    """How a run's augmentation feeds training (``training_augmentation``); None where unused.
+
+    ``layer``: a batched Keras layer on uint8 images, which the model carries where ``in_model``
+    and the ``tf.data`` batches get otherwise. ``generator``: an ImageDataGenerator whose ``flow``
+    makes the batches (an entry registered with feed "generator", such as classic). ``mix``:
+    MixUp or CutMix on each batch (``batch_mixing``)."""
+
+    layer: object = None
+    in_model: bool = False
+    generator: object = None
+    mix: object = None
+
+
+def training_augmentation(config, data, on_gpu: bool) -> TrainingAugmentation:
+    """The augmentation ``config`` (a ``TrainConfig``) names in the registry, for ``data``
+    (``alexnet_tf.data.Data``): PCA lighting takes its components from the training images. On a
+    TensorFlow CPU ``tf.data`` augments beside the training step; elsewhere the model carries it."""
+    feed = augmentation_feed(config.augmentation)
+    if feed == "generator" and config.mixing:
+        raise ValueError("mixing (MixUp/CutMix) works with augmentation='fast' or 'none'")
+    if feed == "generator" and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"augmentation={config.augmentation!r} is ImageDataGenerator, which needs TensorFlow; on the "
+            f"{keras.backend.backend()} backend use augmentation='fast' (the same transforms)"
+        )
+    # An entry's factory takes (augment settings, seed), and pca only where PCA lighting is on.
+    pca = {"pca": pixel_pca(data.x_train)} if config.augment.pca_lighting else {}
+    made = AUGMENTATIONS.lookup(config.augmentation)(config.augment, config.seed, **pca)
+    if feed == "generator":
+        return TrainingAugmentation(generator=made)
+    mix = batch_mixing(config.mixing, data.num_classes, config.seed) if config.mixing else None
+    in_model = made is not None and (on_gpu or keras.backend.backend() != "tensorflow")
+    return TrainingAugmentation(layer=made, in_model=in_model, mix=mix)

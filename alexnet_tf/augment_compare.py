@@ -16,7 +16,7 @@ def augmented_batches(images, labels, path="fast", config: AugmentConfig = Augme
     if path == "classic":
         return image_data_generator(config, seed).flow(images, labels, batch_size=batch_size, shuffle=True, seed=seed)
     if path == "fast":
-        from .data import make_dataset
+        from .feed import make_dataset
 
         return make_dataset(
             images, labels, batch_size, shuffle=True, seed=seed, augment=fast_augmenter(config, seed)

@@ -17,7 +17,7 @@ from data_prep.subset import CLASS_GRAMMAR, parse_class_spec
 
 from .augment import AUGMENTATIONS, AugmentConfig
 from .distribute import Distribute
-from .hardware import Precision
+from .hardware import Precision, choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
 from .model import MODELS, VARIANTS
 
 # Fields whose choices are registered names: a new model or augmentation is one entry there.
@@ -212,6 +212,22 @@ class TrainConfig:
             data=None if self.data is None else str(Path(self.data).resolve()),
             runs_dir=str(Path(self.runs_dir).resolve()),
         )
+
+    def for_run(self, started_with: TrainConfig | None = None) -> TrainConfig:
+        """The one config a run uses and records: ``resolved``'s absolute paths, and the precision
+        and XLA setting that "auto" and unset choose on this machine (``alexnet_tf.hardware``).
+        A run that ``started_with`` a config keeps the precision and XLA setting it started with,
+        so that "auto" resumes or reloads it on other hardware (a Colab T4 today, an A100 tomorrow)."""
+        import keras
+
+        _, on_gpu = describe_device()
+        precision = choose_precision(self.precision, gpu_compute_capability() if on_gpu else None)
+        jit_compile = choose_jit_compile(self.jit_compile, on_gpu, keras.backend.backend())
+        if started_with is not None and self.precision == "auto":
+            precision = started_with.precision
+        if started_with is not None and self.jit_compile is None:
+            jit_compile = started_with.jit_compile
+        return self.resolved().replace(precision=precision, jit_compile=jit_compile)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

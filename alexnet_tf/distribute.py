@@ -11,13 +11,16 @@
   ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``).
 
 Every process runs the same ``train`` call, so every decision is taken alike everywhere; process 0
-alone writes the run folder (``is_writer``). What each process feeds is ``alexnet_tf.feed``'s job.
+alone writes the run folder (``is_writer``). ``setup`` answers, once, all that a run asks of its
+distribution (``Distribution``: writer, shard, scope, replicas). What each process feeds is
+``alexnet_tf.feed``'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import Literal
 
 import keras
@@ -100,32 +103,6 @@ def is_writer() -> bool:
     return process_index() == 0
 
 
-def feed_shard(distribute: str) -> tuple[int, int] | None:
-    """``(this process, process count)`` under data-parallel, where every process feeds its share of
-    each global batch (even when it is the only one); None otherwise."""
-    return (process_index(), process_count()) if distribute == "data-parallel" else None
-
-
-def local_device_count(distribute: str) -> int:
-    """Replicas this process holds: its devices under data-parallel, one otherwise."""
-    if distribute != "data-parallel":
-        return 1
-    import jax
-
-    return jax.local_device_count()
-
-
-def replica_count(distribute: str, strategy=None) -> int:
-    """Model replicas over the whole run."""
-    if strategy is not None:
-        return strategy.num_replicas_in_sync
-    if distribute == "data-parallel":
-        import jax
-
-        return jax.device_count()
-    return 1
-
-
 def check(distribute: str, batch_size: int) -> None:
     """Refuse, before any data is decoded, what this backend or these devices cannot run."""
     backend = keras.backend.backend()
@@ -140,11 +117,13 @@ def check(distribute: str, batch_size: int) -> None:
                 f"distribute='data-parallel' is keras.distribution on JAX; this is the {backend} "
                 f"backend: set KERAS_BACKEND=jax (or use mirrored on TensorFlow, one machine)"
             )
-        replicas = process_count() * local_device_count(distribute)
+        import jax
+
+        replicas = jax.device_count()  # every device of every process
         if batch_size % replicas:
             raise ValueError(
                 f"batch_size={batch_size} (the global batch) does not split evenly over {replicas} "
-                f"devices ({process_count()} processes x {local_device_count(distribute)}); use a "
+                f"devices ({process_count()} processes x {jax.local_device_count()}); use a "
                 f"multiple of {replicas}"
             )
 
@@ -169,12 +148,36 @@ def outside_distribution():
         keras.distribution.set_distribution(current)
 
 
-def scope(distribute: str):
-    """``(context, strategy)``: build, compile and fit the model inside ``context`` (after ``check``)."""
-    if distribute == "mirrored":
+@dataclass(frozen=True)
+class Distribution:
+    """How this process takes part in a run, asked once (``setup``) and read from then on."""
+
+    kind: Distribute
+    writer: bool  # process 0 writes the run folder; the others write nothing there
+    process_index: int
+    process_count: int
+    local_devices: int  # replicas this process holds: its devices under data-parallel, one otherwise
+    replicas: int  # model replicas over the whole run
+    shard: tuple[int, int] | None  # (this process, process count) under data-parallel, None otherwise
+    scope: contextlib.AbstractContextManager  # build, compile and fit the model inside it
+
+
+def setup(kind: Distribute, batch_size: int) -> Distribution:
+    """The distribution ``kind`` names for a global batch of ``batch_size``, refused (``check``)
+    before any data is decoded where this backend or these devices cannot run it. Under
+    data-parallel every process feeds its share of each global batch, even when it is the only one."""
+    check(kind, batch_size)
+    index, count = process_index(), process_count()
+    if kind == "mirrored":
         strategy = tf_strategy()
-        return strategy.scope(), strategy
-    if distribute == "data-parallel":
+        scope, replicas = strategy.scope(), strategy.num_replicas_in_sync
+        return Distribution(kind, index == 0, index, count, 1, replicas, None, scope)
+    if kind == "data-parallel":
+        import jax
+
         # Each process feeds its own share of every batch (feed.ArrayBatches), so Keras must not shard again.
-        return keras.distribution.DataParallel(auto_shard_dataset=False).scope(), None
-    return contextlib.nullcontext(), None
+        scope = keras.distribution.DataParallel(auto_shard_dataset=False).scope()
+        return Distribution(
+            kind, index == 0, index, count, jax.local_device_count(), jax.device_count(), (index, count), scope
+        )
+    return Distribution(kind, index == 0, index, count, 1, 1, None, contextlib.nullcontext())

@@ -1,6 +1,6 @@
 """Feeding training batches to Keras, whatever the backend.
 
-TensorFlow gets a ``tf.data`` pipeline (``alexnet_tf.data.make_dataset``): shuffle, batch, the
+TensorFlow gets a ``tf.data`` pipeline (``make_dataset``): shuffle, batch, the
 fast augmentation mapped over batches, prefetch. JAX and PyTorch get ``ArrayBatches``, a
 ``keras.utils.PyDataset`` over the same uint8 arrays, and augment inside the model (the
 ``RandomAffine`` layer is written in ``keras.ops``), so they need no TensorFlow at all.
@@ -15,8 +15,51 @@ Keras averages over the copies are exactly those of the set (see ``validation_ba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
+
+
+def make_dataset(images, labels=None, batch_size=128, shuffle=False, seed=None, augment=None, drop_remainder=False):
+    """A ``tf.data`` pipeline over uint8 arrays: shuffle, batch, augment per batch, prefetch.
+
+    The pipeline shuffles and batches indices and gathers each batch from the arrays, so the
+    images live in memory once: ``from_tensor_slices`` on the arrays would copy them into a
+    tensor, and a shuffle buffer the size of the set would hold a second copy of every image.
+
+    ``augment``: a callable on uint8 or float batches (e.g. ``alexnet_tf.augment.fast_augmenter``),
+    applied after batching because the Keras preprocessing layers are fastest on whole batches.
+    """
+    import tensorflow as tf
+
+    arrays = [np.asarray(images)] + ([np.asarray(labels)] if labels is not None else [])
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays]
+
+    def gather(rows):
+        rows = np.sort(rows)  # the same images, read in memory order
+        return tuple(a[rows] for a in arrays)
+
+    def batch_of(rows):
+        out = tf.numpy_function(gather, [rows], dtypes, stateful=False)
+        for tensor, array in zip(out, arrays):
+            tensor.set_shape((None, *array.shape[1:]))
+        if augment is not None:
+            out = [augment(out[0]), *out[1:]]
+        return tuple(out) if labels is not None else out[0]
+
+    ds = tf.data.Dataset.range(len(arrays[0]))
+    if shuffle:
+        ds = ds.shuffle(len(arrays[0]), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    # One thread, no autotuning: on a 2-core CPU, autotuned threads run beside the training step
+    # and slow it by about 8% (benchmarks/bench_step.py), while one thread gathers and augments
+    # some 90,000 images/s, far more than any step consumes.
+    ds = ds.map(batch_of, num_parallel_calls=1, deterministic=True).prefetch(2)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -93,8 +136,6 @@ def training_batches(images, one_hot_labels, batch_size, seed=0, augment=None, m
         return ArrayBatches(images, one_hot_labels, batch_size, seed, transform, shard)
     import tensorflow as tf
 
-    from .data import make_dataset
-
     ds = make_dataset(images, one_hot_labels, batch_size, shuffle=True, seed=seed, augment=augment)
     if mix is not None:
         ds = ds.map(lambda x, y: mix(x, tf.argmax(y, -1)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -123,7 +164,39 @@ def validation_arguments(images, one_hot_labels, batch_size, sharded=False) -> d
     from the arrays (Keras' adapter for arrays would copy them into a tensor first); elsewhere, or
     under data-parallel, the arrays and the batch size. Every image once, in order."""
     if keras.backend.backend() == "tensorflow" and not sharded:
-        from .data import make_dataset
-
         return {"validation_data": make_dataset(images, one_hot_labels, batch_size)}
     return {"validation_data": (images, one_hot_labels), "validation_batch_size": batch_size}
+
+
+@dataclass
+class Feed:
+    """What ``fit`` trains and validates on (``fit_feed``)."""
+
+    batches: object  # the training batches
+    steps: int  # training steps an epoch
+    validation: dict  # fit's validation arguments
+    callbacks: list  # what keeps the batches in step with fit's epoch (``epoch_callbacks``)
+    images: int  # training images an epoch, of every process
+
+
+def fit_feed(data, batch_size, seed, augmentation, distribution) -> Feed:
+    """The training batches of ``data`` (``alexnet_tf.data.Data``) with their one-hot labels, and its
+    validation arguments, under ``distribution`` (``alexnet_tf.distribute.Distribution``).
+    ``augmentation`` (``alexnet_tf.augment.TrainingAugmentation``) maps its layer over the batches
+    where the model does not carry it, mixes them, or makes them with its generator."""
+    one_hot = np.eye(data.num_classes, dtype="float32")
+    sharded = distribution.shard is not None
+    if augmentation.generator is not None:
+        batches = augmentation.generator.flow(
+            data.x_train, one_hot[data.y_train], batch_size=batch_size, shuffle=True, seed=seed
+        )
+    else:
+        layer = None if augmentation.in_model else augmentation.layer
+        batches = training_batches(
+            data.x_train, one_hot[data.y_train], batch_size, seed, layer, augmentation.mix, distribution.shard
+        )
+    steps = steps_per_epoch(len(data.x_train), batch_size, sharded)
+    validation_batch = validation_batch_size(len(data.x_val), distribution.local_devices)
+    validation = validation_arguments(data.x_val, one_hot[data.y_val], validation_batch, sharded)
+    images = steps * batch_size if sharded else len(data.x_train)
+    return Feed(batches, steps, validation, epoch_callbacks(batches), images)

@@ -7,14 +7,16 @@ TensorFlow, JAX and PyTorch backends and saves to ``.keras`` without Lambda laye
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from data_prep.images import channel_stats  # noqa: F401 (the statistics the model normalises with)
+from data_prep.images import channel_stats
 
 from .registry import Registry
+from .schedules import learning_rate
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -305,6 +307,68 @@ def _alexnet_builder(variant):
 
 for _variant in VARIANTS:  # every AlexNet variant: a new one is one entry of VARIANTS
     register_model(_variant)(_alexnet_builder(_variant))
+
+
+def build_model(config, data, augmentation=None) -> keras.Model:
+    """The network ``config.variant`` names in the registry for ``config`` (a ``TrainConfig``),
+    normalised with the statistics of ``data``'s training images (``alexnet_tf.data.Data``), with
+    ``augmentation`` (a layer) first when the model carries it; started from ``config.init_weights``
+    and with its conv layers frozen where the config asks."""
+    mean, variance = channel_stats(data.x_train)
+    model = MODELS.lookup(config.variant)(config, data.num_classes, mean, variance, augmentation)
+    if config.init_weights:
+        copied = load_matching_weights(model, config.init_weights)
+        print(f"Started from {config.init_weights}: weights of {copied} layers")
+    if config.freeze_features:
+        for layer in model.layers:
+            if layer.name.startswith(("conv", "bn")):
+                layer.trainable = False
+    return model
+
+
+def compile_model(model, config, steps_per_epoch: int) -> None:
+    """Compile ``model`` for training as ``config`` says: its optimizer and learning rate
+    (``alexnet_tf.schedules.learning_rate``), label smoothing, top-1 and top-5 accuracy, XLA."""
+    rate = learning_rate(config, steps_per_epoch)
+    # Keras keeps the average beside the weights and writes it into them when fit ends.
+    ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(rate, **ema)
+    else:
+        optimizer = keras.optimizers.SGD(rate, momentum=config.momentum, **ema)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, model.output_shape[-1]), name="top5_accuracy"),
+        ],
+        jit_compile=config.jit_compile,
+    )
+
+
+def load_matching_weights(model, path) -> int:
+    """Copy weights from a ``.keras`` model or a ``.weights.h5`` file into ``model`` wherever a layer
+    of the same name has weights of the same shapes (e.g. all but the classifier of a network
+    trained on other classes). Returns how many layers were copied."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: give a .keras model or a .weights.h5 file")
+    if path.name.endswith(".weights.h5"):
+        before = [np.copy(w) for w in model.get_weights()]
+        model.load_weights(path, skip_mismatch=True)
+        return sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    source = {layer.name: layer for layer in keras.models.load_model(path).layers}
+    copied = 0
+    for layer in model.layers:
+        other = source.get(layer.name)
+        if other is None or not layer.weights:
+            continue
+        weights = other.get_weights()
+        if [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(weights)
+            copied += 1
+    return copied
 
 
 def count_macs(model) -> int:

@@ -131,6 +131,22 @@ def plot_conv1_filters(model, path=None):
     return _save(fig, path)
 
 
+def evaluation_figures(figures, model, history, report, confusion, pairs, names, images, labels, probs, split):
+    """Every figure of an evaluation of ``split`` into the folder ``figures``: the curves of
+    ``history`` (where there is one), per-class accuracy, the confusion matrix and the most
+    confused ``pairs``, sample predictions and the first layer's filters."""
+    figures = Path(figures)
+    if history is not None and len(history):
+        plot_history(history, figures / "history.png")
+        plot_errors(history, figures / "errors.png")
+    plot_per_class_accuracy(report, figures / f"per_class_{split}.png")
+    plot_confusion(confusion, names, figures / f"confusion_{split}.png")
+    plot_confused_pairs(pairs, figures / f"confused_pairs_{split}.png")
+    plot_predictions(images, labels, probs, names, figures / f"predictions_{split}.png")
+    plot_conv1_filters(model, figures / "conv1_filters.png")
+    plt.close("all")
+
+
 def plot_samples(images, labels, names, per_class=6, classes=8, path=None, seed=0):
     """Random training images, one row per class, labelled with the class's name."""
     rng = np.random.default_rng(seed)

@@ -38,11 +38,10 @@ import keras
 import numpy as np
 
 from data_prep import fsutil
-from data_prep.images import file_hash
+from data_prep.images import class_descriptions
 
 from . import distribute
 from .config import TrainConfig
-from .data import class_descriptions
 
 try:
     import fcntl
@@ -82,6 +81,23 @@ class RunFolder:
     def at(cls, path) -> RunFolder:
         """The run folder at ``path`` (a finished run, as evaluate and predict find it)."""
         return cls(path=Path(path))
+
+    @classmethod
+    def open(cls, config: TrainConfig, writer: bool = True) -> tuple[RunFolder, TrainConfig]:
+        """``config``'s run folder, locked for this process, and the one config the run uses from
+        here on (``TrainConfig.for_run``: absolute paths, the precision and XLA chosen, or those the
+        run started with), refused where the folder holds another run (``check_config``). Use as
+        ``run, config = RunFolder.open(config)`` then ``with run:``, which unlocks it."""
+        run = cls(config, writer)
+        run.lock()
+        try:
+            started_with = run.config()
+            config = config.for_run(started_with)
+            run.check_config(config, started_with)
+        except BaseException:
+            run.unlock()
+            raise
+        return run, config
 
     # --- the layout -----------------------------------------------------------------------------
 
@@ -192,16 +208,17 @@ class RunFolder:
         path = self.config_file
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def check_config(self, recorded: TrainConfig) -> None:
-        """Refuse a folder that holds another config, naming what differs and the way out, and a
-        folder (or file) that holds something other than a run: nothing is written into it. The
-        name is not compared: the folder is the name, whether given or the automatic one."""
+    def check_config(self, recorded: TrainConfig, stored: TrainConfig | None = None) -> None:
+        """Refuse a folder that holds another config than ``recorded`` (``stored``, read where not
+        given), naming what differs and the way out, and a folder (or file) that holds something
+        other than a run: nothing is written into it. The name is not compared: the folder is the
+        name, whether given or the automatic one."""
         if self.path.exists() and not self.path.is_dir():
             raise FileExistsError(
                 f"{self.path} is a file, not a run folder, so nothing was written: pass --name NEW_NAME "
                 f"(or another --runs-dir) for the run"
             )
-        stored = self.config()
+        stored = stored if stored is not None else self.config()
         if stored is None:
             if self.path.is_dir() and any(not e.name.startswith(".tmp-") for e in self.path.iterdir()):
                 raise FileExistsError(
@@ -329,7 +346,9 @@ class RunFolder:
     @property
     def _lock_path(self) -> Path:
         # Beside the folder, not in it: a start that fails before the data loads leaves no run folder.
-        return self.path.parent / f".{self.path.name}.lock"
+        # Absolute, so that the folder given as "." or "runs/x/" has the lock of "runs/x".
+        path = Path(os.path.abspath(self.path))
+        return path.parent / f".{path.name}.lock"
 
     def unlock(self) -> None:
         if self._lock_file is not None:
@@ -345,14 +364,23 @@ class RunFolder:
 
     # --- one dataset ----------------------------------------------------------------------------
 
-    def start(self, recorded: TrainConfig, data) -> None:
-        """Record a new run (config.json with the data's fingerprint, manifest.csv), or check that a
-        resumed one sees the images it started with. Nothing is written where ``writer`` is False."""
+    def start(self, config: TrainConfig, data, model) -> int:
+        """Start the run: record a new one (``record``), or check that a resumed one sees the
+        images it started with and load its backup into ``model`` (``restore``). Returns the epoch
+        to go on from (0: a new run). Nothing is written where ``writer`` is False."""
         self.say(
             f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
             f"{data.num_classes} classes"
         )
-        rows = manifest_rows(data)
+        rows = manifest_rows(data.root, data.class_names, "train", data.train_files, data.y_train, data.train_hashes)
+        rows += manifest_rows(data.root, data.class_names, data.val_split, data.val_files, data.y_val, data.val_hashes)
+        self.record(config, rows, getattr(data, "shared_images", 0))
+        return self.restore(model)
+
+    def record(self, config: TrainConfig, rows, shared_images=0) -> None:
+        """Write config.json (``config``, the data's fingerprint, the backend) and the manifest's
+        ``rows``, or, on a resume, refuse images that differ from those the run started with.
+        ``shared_images``: val images that are train images, accepted by allow_shared_images."""
         fingerprint = rows_fingerprint(rows)
         if self.resuming and self.manifest_file.is_file():
             stored = self.stored_fingerprint()
@@ -372,9 +400,9 @@ class RunFolder:
         if not self.writer:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        record = {**json.loads(recorded.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
-        if getattr(data, "shared_images", 0):  # val images that are train images, accepted by allow_shared_images
-            record["shared_images"] = data.shared_images
+        record = {**json.loads(config.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
+        if shared_images:
+            record["shared_images"] = shared_images
         write_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True))
         write_manifest(self.manifest_file, rows)
 
@@ -518,35 +546,23 @@ def _tensorboard_available() -> bool:
 # --- the manifest and the data's fingerprint -------------------------------------------------------
 
 
-def file_record(path) -> tuple[int, str]:
-    """``(size, sha256 hex)`` of one file (``data_prep.images.file_hash``)."""
-    return file_hash(path)
-
-
-def manifest_row(root, file, label, split, class_names, words, record) -> dict:
-    """The manifest's row of one image: ``label`` -1 (no label) leaves its wnid and words empty;
-    ``record`` is the file's ``(size, sha256)``."""
-    size, digest = record
-    return {
-        "file": os.path.relpath(file, root),
-        "wnid": class_names[label] if label >= 0 else "",
-        "class_index": int(label),
-        "words": words[label] if label >= 0 else "",
-        "split": split,
-        "size": size,
-        "sha256": digest,
-    }
-
-
-def manifest_rows(data) -> list[dict]:
-    """One row per image the run uses (``data``: ``alexnet_tf.data.Data``), with its size and sha256:
-    the hashes ``load_data`` computed for the decode cache, not a second reading of every file."""
-    words = class_descriptions(data.root, data.class_names)
-    rows = []
-    for (split, files, labels), hashes in zip(data.splits(), data.split_hashes()):
-        for file, label, record in zip(files, labels, hashes):
-            rows.append(manifest_row(data.root, file, label, split, data.class_names, words, record))
-    return rows
+def manifest_rows(root, class_names, split, files, labels, hashes) -> list[dict]:
+    """The manifest's rows of one split's images (``MANIFEST_COLUMNS``): ``hashes`` holds each
+    file's ``(size, sha256)`` (``data_prep.images.file_hashes``, as the decode cache keys them);
+    a label of -1 (none) leaves its wnid and words empty."""
+    words = class_descriptions(root, class_names)
+    return [
+        {
+            "file": os.path.relpath(file, root),
+            "wnid": class_names[label] if label >= 0 else "",
+            "class_index": int(label),
+            "words": words[label] if label >= 0 else "",
+            "split": split,
+            "size": size,
+            "sha256": digest,
+        }
+        for file, label, (size, digest) in zip(files, labels, hashes)
+    ]
 
 
 def shown(path) -> str:

@@ -13,19 +13,18 @@ import keras
 import numpy as np
 import pandas as pd
 
-from data_prep import fsutil, prepare_dataset, tiny_imagenet
+from data_prep import prepare_dataset, tiny_imagenet
 
-from . import plots
 from .config import TrainConfig, plain_name_problem
-from .data import class_descriptions, data_work_dir, decode_image, load_images, require_every_class
+from .data import class_descriptions, data_work_dir, decode_image, file_hashes, load_images, require_every_class
 from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
+from .plots import evaluation_figures
 from .run_folder import (
     RunFolder,
     RunFolderInUse,
     compare_manifests,
     describe_changes,
-    file_record,
-    manifest_row,
+    manifest_rows,
     read_history,
 )
 
@@ -61,40 +60,25 @@ def load_run(run_dir) -> RunResult:
     run = RunFolder.at(run_dir)
     metrics = run.metrics()
     model = run.model()
-    return RunResult(
-        run.path, model, read_history(run.history_file), metrics, run.per_class(metrics.get("split", "val"))
-    )
+    return RunResult(run.path, model, run.history(), metrics, run.per_class(metrics.get("split", "val")))
 
 
-def evaluate_run(model, out_dir, root, class_names, images, labels, tta=False, history=None, split="val"):
-    """Metrics, per-class report and every figure of an evaluation into ``out_dir``."""
-    out = RunFolder.at(out_dir)
+def evaluate_run(model, out: RunFolder, root, class_names, images, labels, tta=False, history=None, split="val"):
+    """Metrics, per-class report and every figure of an evaluation into ``out`` (the run folder, or
+    a separate evaluation's)."""
     out.path.mkdir(parents=True, exist_ok=True)
     probs = predict(model, images, tta=tta)
     names = class_descriptions(root, class_names)
     metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
+    pairs = confused_pairs(confusion, names)
     metrics["split"] = split
     report.to_csv(out.per_class_file(split), index=False)
     # The counts behind the confusion figure, readable and comparable without the model.
     pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names).to_csv(
         out.confusion_file(split)
     )
-    _evaluation_figures(out.figures, model, history, report, confusion, names, images, labels, probs, split)
+    evaluation_figures(out.figures, model, history, report, confusion, pairs, names, images, labels, probs, split)
     return metrics, report
-
-
-def _evaluation_figures(figures, model, history, report, confusion, names, images, labels, probs, split) -> None:
-    if history is not None and len(history):
-        plots.plot_history(history, figures / "history.png")
-        plots.plot_errors(history, figures / "errors.png")
-    plots.plot_per_class_accuracy(report, figures / f"per_class_{split}.png")
-    plots.plot_confusion(confusion, names, figures / f"confusion_{split}.png")
-    plots.plot_confused_pairs(confused_pairs(confusion, names), figures / f"confused_pairs_{split}.png")
-    plots.plot_predictions(images, labels, probs, names, figures / f"predictions_{split}.png")
-    plots.plot_conv1_filters(model, figures / "conv1_filters.png")
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
 
 
 def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=None) -> dict:
@@ -107,9 +91,8 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
     run = open_finished(run_dir)
     config = run.config()
-    _require_writable(run)  # checked before predicting: the metrics and figures are written into the run folder
     out = run if name is None else run.evaluation(_evaluation_name(name))
-    with _evaluation_lock(run, out, name):
+    with _evaluation_lock(run, out, name):  # before predicting: the metrics and figures are written there
         model = run.model()
         root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
         class_names = run.class_names()
@@ -123,7 +106,7 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
             metrics = _write_predictions(out, model, root, files, images, class_names, split, tta)
         else:
             history = run.history() if name is None else None
-            metrics, _ = evaluate_run(model, out.path, root, class_names, images, labels, tta, history, split)
+            metrics, _ = evaluate_run(model, out, root, class_names, images, labels, tta, history, split)
             if name is not None:
                 metrics.update(data=str(Path(root).resolve()), images=len(files))
                 out.write_metrics(metrics)
@@ -141,24 +124,21 @@ def open_finished(run_dir) -> RunFolder:
     return run
 
 
-def _require_writable(run: RunFolder) -> None:
+def _evaluation_lock(run: RunFolder, out: RunFolder, name) -> RunFolder:
+    """``out`` locked: for the run's own files, the run folder's lock. A separate evaluation writes
+    only its own folder, under a lock of its own, so it may run beside another evaluation of the
+    run. Either is refused, saying so, where the run folder cannot be written."""
+    if name is None:
+        way_out = f"pass --as NAME for a separate evaluation, written to {run.evaluation('NAME').path}"
+    else:
+        way_out = "pass another --as NAME"
     try:
-        fsutil.check_writable(run.path)
+        return out.lock(way_out=way_out)
     except PermissionError:
         raise PermissionError(
             f"cannot write to the run folder {run.path}: evaluate writes its metrics and figures "
             f"there. Copy the folder somewhere writable and evaluate the copy"
         ) from None
-
-
-def _evaluation_lock(run: RunFolder, out: RunFolder, name) -> RunFolder:
-    """The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
-    under a lock of its own, so it may run beside another evaluation of the run."""
-    if name is None:
-        return RunFolder.at(run.path.resolve()).lock(
-            way_out=f"pass --as NAME for a separate evaluation, written to {run.evaluation('NAME').path}"
-        )
-    return RunFolder.at(out.path.resolve()).lock(way_out="pass another --as NAME")
 
 
 def _split_images(root, split, class_names) -> tuple[list, np.ndarray]:
@@ -197,7 +177,7 @@ def _evaluation_name(name: str) -> str:
 def _require_finished(run: RunFolder) -> None:
     """Refuse a run folder whose training is under way or stopped before its end, saying so (its
     final model is missing, or not yet the final one, while the backup exists)."""
-    holder = RunFolder.at(run.path.resolve()).holder()
+    holder = run.holder()
     if not run.resuming and (holder is None or run.model_file.is_file()):
         return
     try:
@@ -231,13 +211,9 @@ def _unreadable(path, err) -> str:
 
 def _require_run_images(run: RunFolder, recorded, root, files, labels, class_names, split) -> None:
     """Refuse to write the run's own results for images other than the run's (by content)."""
-    words = class_descriptions(root, class_names)
-    current = [
-        manifest_row(root, file, label, split, class_names, words, file_record(file))
-        for file, label in zip(files, labels)
-    ]
     if not recorded:  # a split the run never used, on other data: nothing to compare against
         return
+    current = manifest_rows(root, class_names, split, files, labels, file_hashes(files))
     counts = compare_manifests(recorded, current, by_content="sha256" in recorded[0])
     if any(counts.values()):
         raise ValueError(

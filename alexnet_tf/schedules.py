@@ -1,7 +1,7 @@
 """Learning-rate schedules: ``learning_rate(config, steps_per_epoch)`` is what ``train`` gives
 the optimizer, Keras' own schedules where Keras has one (warm-up then cosine, step decay),
 one-cycle where it has none; the seeds' step decay as an epoch function and the paper's
-plateau rule as a callback."""
+plateau rule as a callback (``schedule_callbacks``, with early stopping)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,21 @@ def learning_rate(config, steps_per_epoch: int):
             + [lr_schedule(d, base_lr=config.learning_rate, drops=config.lr_drops) for d in drops],
         )
     return config.learning_rate  # "constant", and "plateau", whose callback lowers it
+
+
+def schedule_callbacks(config) -> list:
+    """The callbacks of ``config``'s schedule: the plateau rule's (the other schedules are the
+    optimizer's own, ``learning_rate``) and early stopping, which ends the run's schedule early."""
+    out = []
+    if config.schedule == "plateau":
+        out.append(plateau_callback())
+    if config.early_stopping_patience:
+        out.append(
+            keras.callbacks.EarlyStopping(
+                "val_loss", patience=config.early_stopping_patience, restore_best_weights=False
+            )
+        )
+    return out
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")

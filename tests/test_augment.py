@@ -128,3 +128,27 @@ def test_mixing_gives_soft_labels(kind):
 def test_augmentation_figure(tmp_path):
     fig = augmentation_figure(images(2), samples=2, path=tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 5000 and len(fig.axes) == 10
+
+
+@pytest.mark.parametrize(
+    "augmentation, mixing, pca",
+    [("classic", None, 0.0), ("classic", None, 0.1), ("fast", "mixup", 0.1), ("none", "cutmix", 0.1)],
+)
+def test_each_way_an_augmentation_feeds_training_trains(augmentation, mixing, pca, synthetic_root, tmp_path):
+    """The generator (classic), the layer (fast) and none, with mixing and PCA lighting, each feed a run."""
+    from alexnet_tf.training import train
+    from conftest import tiny
+
+    config = tiny(synthetic_root, tmp_path, augmentation=augmentation, mixing=mixing)
+    config = config.replace(augment=AugmentConfig(pca_lighting=pca))
+    result = train(config, verbose=0)
+    assert result.metrics["epochs"] == 1 and np.isfinite(result.history["loss"]).all()
+
+
+def test_a_generator_refuses_mixing_before_a_model_is_built(synthetic_root, tmp_path, monkeypatch):
+    from alexnet_tf import training
+    from conftest import tiny
+
+    monkeypatch.setattr(training, "build_model", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(ValueError, match="mixing .* works with augmentation='fast' or 'none'"):
+        training.train(tiny(synthetic_root, tmp_path, augmentation="classic", mixing="mixup"), verbose=0)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_tf.data import class_descriptions, decode_images, load_dataset, make_dataset, select_files
+from alexnet_tf.data import class_descriptions, decode_images, load_dataset, select_files
+from alexnet_tf.feed import make_dataset
 from data_prep import tiny_imagenet
 from data_prep.tiny_imagenet import DataFormatError
 

@@ -5,8 +5,7 @@ import pytest
 
 from alexnet_tf.config import preset
 from alexnet_tf.experiments import cross_validate, grid_search, lrn_ablation, transfer
-from alexnet_tf.model import alexnet_model
-from alexnet_tf.training import load_matching_weights
+from alexnet_tf.model import alexnet_model, load_matching_weights
 from data_prep import make_folds
 from data_prep.tiny_imagenet import dataset_classes
 

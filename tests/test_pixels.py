@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from alexnet_tf.config import TrainConfig
-from alexnet_tf.data import Data, load_data, load_images
+from alexnet_tf.data import load_data, load_images
 from alexnet_tf.run_folder import manifest_rows
 from conftest import cli, tiny
 from data_prep import check, images, make_subset, reorganise_val, tiny_imagenet
@@ -264,6 +264,14 @@ def test_the_cache_key_is_the_content_not_the_names(synthetic_root, tmp_path):
     assert len(cache_entries(cache)) == 1  # the same bytes: the same entry
 
 
+def data_manifest(data):
+    """The manifest rows a run of ``data`` records (``RunFolder.start``)."""
+    return [
+        *manifest_rows(data.root, data.class_names, "train", data.train_files, data.y_train, data.train_hashes),
+        *manifest_rows(data.root, data.class_names, data.val_split, data.val_files, data.y_val, data.val_hashes),
+    ]
+
+
 def test_a_run_hashes_each_file_once_for_the_cache_and_the_manifest(synthetic_root, tmp_path, monkeypatch):
     monkeypatch.setenv("ALEXNET_TF_CACHE", str(tmp_path / "cache"))  # no file hashed before
     calls = []
@@ -272,19 +280,20 @@ def test_a_run_hashes_each_file_once_for_the_cache_and_the_manifest(synthetic_ro
     config = tiny(synthetic_root, tmp_path / "runs", classes=3)
     data = load_data(config)
     assert sorted(calls) == sorted(str(f) for f in [*data.train_files, *data.val_files])
-    rows = manifest_rows(data)
+    rows = data_manifest(data)
     assert len(calls) == len(rows)  # the manifest reads no file again
     for row in rows[:5] + rows[-5:]:
         content = (Path(data.root) / row["file"]).read_bytes()
         assert row["size"] == len(content) and row["sha256"] == hashlib.sha256(content).hexdigest()
 
 
-def test_manifest_rows_hash_what_was_not_hashed_yet(synthetic_root):
+def test_manifest_rows_hold_each_files_class_and_hash(synthetic_root):
     files, labels, names = images.select_files(synthetic_root, "train", classes=2)
-    val_files, val_labels, _ = images.select_files(synthetic_root, "val", classes=names)
-    data = Data(synthetic_root, names, files, labels, None, "val", val_files, val_labels, None)
-    rows = manifest_rows(data)
-    assert [r["sha256"] for r in rows] == [digest for _, digest in file_hashes([*files, *val_files])]
+    rows = manifest_rows(synthetic_root, names, "train", files, labels, file_hashes(files))
+    assert [r["sha256"] for r in rows] == [digest for _, digest in file_hashes(files)]
+    assert [r["wnid"] for r in rows] == [names[y] for y in labels] and {r["split"] for r in rows} == {"train"}
+    unlabelled = manifest_rows(synthetic_root, names, "test", files[:1], [-1], file_hashes(files[:1]))
+    assert unlabelled[0]["wnid"] == "" and unlabelled[0]["words"] == "" and unlabelled[0]["class_index"] == -1
 
 
 # --- images shared between splits --------------------------------------------------------------
