@@ -18,7 +18,7 @@ from data_prep.subset import CLASS_GRAMMAR, parse_class_spec
 from .augment import AUGMENTATIONS, AugmentConfig
 from .distribute import Distribute
 from .hardware import Precision, choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
-from .model import MODELS, VARIANTS
+from .model import MODELS, VARIANTS, dropout_problem
 
 # Fields whose choices are registered names: a new model or augmentation is one entry there.
 REGISTRIES = {"variant": lambda: MODELS.names(), "augmentation": lambda: AUGMENTATIONS.names()}
@@ -298,8 +298,8 @@ def _range_problems(c) -> list[str]:
         problems.append(bad("momentum", "in [0, 1)"))
     if not (finite(c.weight_decay) and c.weight_decay >= 0):
         problems.append(bad("weight_decay", "a finite number >= 0"))
-    if not (finite(c.dropout) and 0 <= c.dropout < 1):
-        problems.append(bad("dropout", "in [0, 1)"))
+    if dropout_problem(c.dropout) is not None:  # the model's own rule
+        problems.append(bad("dropout", dropout_problem(c.dropout)))
     if not (finite(c.label_smoothing) and 0 <= c.label_smoothing < 1):
         problems.append(bad("label_smoothing", "in [0, 1)"))
     if c.ema_momentum is not None and not (finite(c.ema_momentum) and 0 < c.ema_momentum < 1):

@@ -223,11 +223,16 @@ def alexnet_model(
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
 
 
+def dropout_problem(dropout) -> str | None:
+    """What a dropout rate must be where ``dropout`` is not (None: it is fine); the config's check too."""
+    return None if 0 <= dropout < 1 else "in [0, 1)"
+
+
 def _check_arguments(variant, dropout, pooling) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    if dropout_problem(dropout) is not None:
+        raise ValueError(f"dropout={dropout} must be {dropout_problem(dropout)}")
     if pooling not in POOLING:
         raise ValueError(f"pooling={pooling!r}; choose one of {', '.join(POOLING)}")
 
