@@ -183,6 +183,23 @@ def test_resume_on_the_same_data_goes_on(own_data, tmp_path):
     assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1]
 
 
+def test_a_runs_folder_and_dataset_moved_elsewhere_resume_there(own_data, tmp_path):
+    """Runs copied to Drive, or a repository cloned anew: the run is where its folder is now, and
+    the manifest, not the path, says whether the images are its own."""
+    config = tiny(own_data, tmp_path / "runs", epochs=2)
+    interrupted_run(config)
+    moved_data = tmp_path / "elsewhere" / own_data.name  # the same folder name, another place
+    shutil.move(own_data, moved_data)
+    shutil.move(tmp_path / "runs", tmp_path / "drive-runs")
+    moved = config.replace(data=str(moved_data), runs_dir=str(tmp_path / "drive-runs"))
+    result = train(moved, verbose=0)
+    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1]
+    assert result.run_dir == RunFolder(moved).path
+    assert train(moved, verbose=0).metrics == result.metrics  # and, finished, it loads there
+    with pytest.raises(FileExistsError, match="another config"):
+        train(moved.replace(learning_rate=moved.learning_rate / 2, name=RunFolder(moved).path.name), verbose=0)
+
+
 def test_another_zip_never_reuses_the_first_ones_folder(synthetic_root, tmp_path):
     from data_prep import extract
 
