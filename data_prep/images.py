@@ -290,13 +290,19 @@ def file_hashes(files, workers=None, memo_dir=None) -> list[tuple[int, str]]:
     A file whose inode, size, modification and change times are those recorded when it was last
     hashed (``HashMemo``, under ``memo_dir``, default ``<cache>/hashes``) is not read again."""
     memo = HashMemo(Path(memo_dir) if memo_dir else default_cache_dir() / "hashes")
-    files = [str(f) for f in files]
-    hashes, stale = memo.lookup(files)
+    files, started_ns = [str(f) for f in files], time.time_ns()  # before any file is read
+    lookup = partial(_memo_chunk, folder=memo.folder)  # the stat calls in parallel too: half the time
+    hashes = [h for part in map_file_chunks(lookup, files, workers) for h in part]
+    stale = [i for i, h in enumerate(hashes) if h is None]
     fresh = [h for part in map_file_chunks(_hash_chunk, [files[i] for i in stale], workers) for h in part]
     for i, h in zip(stale, fresh):
         hashes[i] = h
-    memo.record(files, stale, fresh)
+    memo.record(files, stale, fresh, started_ns)
     return hashes
+
+
+def _memo_chunk(files, folder):
+    return HashMemo(folder).lookup(files)
 
 
 class HashMemo:
@@ -343,12 +349,11 @@ class HashMemo:
         several times as fast as one of lists of numbers."""
         return f"{s.st_dev}:{s.st_ino}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}:"
 
-    def lookup(self, files: list[str]) -> tuple[list, list[int]]:
-        """The memoised ``(size, sha256)`` of each file (None where there is none) and the indices of
-        the files to hash. One pass of ``os.stat`` calls: this runs on every cached load."""
-        hashes, stale = [None] * len(files), []
+    def lookup(self, files: list[str]) -> list:
+        """The memoised ``(size, sha256)`` of each file, None for each file to hash. One pass of
+        ``os.stat`` calls: this runs on every cached load."""
+        hashes = [None] * len(files)
         folder, table = None, {}
-        self.hashing_from_ns = time.time_ns()  # before any file is read: what record() dates entries by
         for i, path in enumerate(files):
             parent, _, name = path.rpartition(os.sep)
             if parent != folder and self.enabled:
@@ -360,13 +365,12 @@ class HashMemo:
                 hashed_ns, _, digest = entry[len(key) :].partition(":")
                 if max(s.st_mtime_ns, s.st_ctime_ns) < int(hashed_ns) - self.RACY_NS:
                     hashes[i] = (s.st_size, digest)
-                    continue
-            stale.append(i)
-        return hashes, stale
+        return hashes
 
-    def record(self, files: list[str], indices: list[int], hashes: list) -> None:
-        """Add what was hashed and write each changed folder's memo (a temporary file, then a rename;
-        a memo that cannot be written only means hashing again next time)."""
+    def record(self, files: list[str], indices: list[int], hashes: list, hashed_from_ns: int) -> None:
+        """Add what was hashed (the reads began at ``hashed_from_ns``) and write each changed folder's
+        memo (a temporary file, then a rename; a memo that cannot be written only means hashing
+        again next time)."""
         if not self.enabled or not indices:
             return
         changed = set()
@@ -374,7 +378,7 @@ class HashMemo:
             directory, name = os.path.split(os.path.abspath(files[i]))  # the names lookup reads
             s = self._stat(files[i])
             if s and s.st_size == size:  # still the file that was read
-                self._table(directory)[name] = f"{self._key(s)}{self.hashing_from_ns}:{digest}"
+                self._table(directory)[name] = f"{self._key(s)}{hashed_from_ns}:{digest}"
                 changed.add(directory)
         for directory in sorted(changed):
             text = json.dumps({"format": self.FORMAT, "dir": directory, "files": self._table(directory)})

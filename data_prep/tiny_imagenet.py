@@ -38,9 +38,14 @@ def is_image_file(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 def natural_key(name: str):
     """Sort key that orders "img_2" before "img_10" so "first M images" means what it says."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    parts = _DIGIT_RUNS.split(name)  # text, digits, text, ...: every odd part is a run of digits
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def list_images(folder: Path) -> list[Path]:
