@@ -359,11 +359,11 @@ class HashMemo:
             if parent != folder and self.enabled:
                 folder, table = parent, self._table(os.path.abspath(parent or "."))
             entry = table.get(name)
-            s = self._stat(path) if entry else None
+            s = self._stat(path) if isinstance(entry, str) else None
             key = self._key(s) if s else None
             if key and entry.startswith(key):
                 hashed_ns, _, digest = entry[len(key) :].partition(":")
-                if max(s.st_mtime_ns, s.st_ctime_ns) < int(hashed_ns) - self.RACY_NS:
+                if hashed_ns.isdigit() and max(s.st_mtime_ns, s.st_ctime_ns) < int(hashed_ns) - self.RACY_NS:
                     hashes[i] = (s.st_size, digest)
         return hashes
 

@@ -232,10 +232,16 @@ def test_a_damaged_or_unwritable_hash_memo_only_means_hashing_again(tmp_path, mo
     truth = [(50, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
     memo = tmp_path / "memo"
     assert file_hashes(files, memo_dir=memo) == truth
-    for table in memo.iterdir():
+    tables = sorted(memo.iterdir())
+    for table in tables:
         table.write_text(table.read_text()[:-9])  # cut short
     calls = count_hashing(monkeypatch)
     assert file_hashes(files, memo_dir=memo) == truth and len(calls) == 3
+    for table in tables:  # whole JSON, but entries of another shape
+        memo_json = json.loads(table.read_text())
+        memo_json["files"] = {name: [1, 2] if i % 2 else "1:2:x" for i, name in enumerate(memo_json["files"])}
+        table.write_text(json.dumps(memo_json))
+    assert file_hashes(files, memo_dir=memo) == truth and len(calls) == 6
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     assert file_hashes(files, memo_dir=blocked / "memo") == truth
