@@ -92,7 +92,7 @@ def test_short_run_under_mixed_precision_ends_finite(synthetic_root, tmp_path, p
 
 
 def test_auto_precision_is_recorded_and_kept_on_other_hardware(synthetic_root, tmp_path, monkeypatch):
-    from alexnet_tf import training
+    from alexnet_tf import config as config_module  # where a run's config is resolved (TrainConfig.for_run)
 
     config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6)
     result = train(config, verbose=0)
@@ -101,7 +101,7 @@ def test_auto_precision_is_recorded_and_kept_on_other_hardware(synthetic_root, t
     assert recorded["jit_compile"] is choose_jit_compile(None, describe_device()[1])
     # The same command on a machine where auto means something else reloads the run, not refuses it.
     other = "mixed_float16" if recorded["precision"] != "mixed_float16" else "float32"
-    monkeypatch.setattr(training, "choose_precision", lambda *args, **kwargs: other)
-    monkeypatch.setattr(training, "choose_jit_compile", lambda *args, **kwargs: not recorded["jit_compile"])
+    monkeypatch.setattr(config_module, "choose_precision", lambda *args, **kwargs: other)
+    monkeypatch.setattr(config_module, "choose_jit_compile", lambda *args, **kwargs: not recorded["jit_compile"])
     again = train(config, verbose=0)
     assert again.run_dir == result.run_dir and again.metrics == result.metrics
