@@ -3,6 +3,7 @@ save's size, and a run that is short of it stops in one line naming its folder, 
 backup intact, so that the same command resumes once there is space. HDF5 can crash the whole
 process when the disk fills during a write, so the check comes before the write."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -62,7 +63,7 @@ def test_the_space_check_uses_the_last_save_and_names_the_folder(tmp_path, monke
     with pytest.raises(DiskFull) as raised:
         run.require_space(model, target, "epoch 4's backup")
     message = str(raised.value)
-    assert message.startswith(f"{run.path}: out of disk space") and "epoch 4's backup" in message
+    assert message.startswith(f"{shown(run.path)}: out of disk space") and "epoch 4's backup" in message
     assert "2.0 MB free" in message and "holds epoch 3" in message and "run the same command again" in message
     assert raised.value.errno == 28 and isinstance(raised.value, OSError)
     fake_free(monkeypatch, lambda path: 13 * MB)
@@ -145,7 +146,8 @@ def test_a_real_full_disk_ends_in_one_line_and_the_run_resumes_once_there_is_spa
     assert first.returncode == 1, first.stderr[-3000:]  # not -11: no segmentation fault
     assert "Traceback" not in first.stderr
     line = first.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: ") and "out of disk space" in line and str(disk / "runs") in line
+    with contextlib.chdir(REPO):  # the folder as the command, run there, shows it
+        assert line.startswith("error: ") and "out of disk space" in line and shown(disk / "runs") in line
     assert "holds epoch 1" in line and "run the same command again to resume" in line
     (run,) = (disk / "runs").glob("tiny-*")
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
