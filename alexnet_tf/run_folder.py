@@ -195,7 +195,7 @@ class RunFolder:
 
     def write_metrics(self, metrics: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.metrics_file, json.dumps(metrics, indent=2))
+        fsutil.write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))
 
     def save_model(self, model) -> None:
         """The final model.keras, once the disk has room for it."""
@@ -410,7 +410,7 @@ class RunFolder:
         record = {**json.loads(config.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
         if shared_images:
             record["shared_images"] = shared_images
-        write_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True))
+        fsutil.write_text_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True))
         write_manifest(self.manifest_file, rows)
 
     # --- resume ---------------------------------------------------------------------------------
@@ -637,12 +637,6 @@ def compare_manifests(old, new, by_content=True) -> dict:
 
 def describe_changes(counts) -> str:
     return ", ".join(f"{n} image(s) {what}" for what, n in counts.items() if n) or "the same files, in another order"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_saved_model(path):
