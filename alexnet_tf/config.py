@@ -185,19 +185,24 @@ class TrainConfig:
             f"seed{self.seed}-{self.fingerprint()}"
         )
 
+    def identity(self) -> TrainConfig:
+        """What makes two configs one run: not the name (the folder is the name), nor where the runs
+        folder and the dataset are now (a runs folder copied to Drive resumes there; that the images
+        are the run's own, the manifest checks), only the dataset's folder name."""
+        return self.replace(name=None, runs_dir="", data=None if self.data is None else Path(self.data).name)
+
     def fingerprint(self) -> str:
-        """6 hex digits of the settings that change what is trained (not where it is written)."""
+        """6 hex digits of the settings that change what is trained (``identity``, not where it is written)."""
         settings = {
             k: v
-            for k, v in asdict(self).items()
-            if k not in ("runs_dir", "name", "data") and not (k in ADDED_LATER and v == ADDED_LATER[k])
+            for k, v in asdict(self.identity()).items()
+            if k not in ("runs_dir", "name") and not (k in ADDED_LATER and v == ADDED_LATER[k])
         }
         settings["augment"] = {
             k: v
             for k, v in settings["augment"].items()
             if not (k in AUGMENT_ADDED_LATER and v == AUGMENT_ADDED_LATER[k])
         }
-        settings["data"] = None if self.data is None else Path(self.data).name
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 
     def differences(self, other: TrainConfig) -> list[str]:

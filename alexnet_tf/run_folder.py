@@ -65,13 +65,6 @@ class DiskFull(OSError):
         return self.strerror
 
 
-def _identity(config: TrainConfig) -> TrainConfig:
-    """What makes two configs one run, as the run name's fingerprint says: not the name (the folder is
-    the name), nor where the runs folder and the dataset are now. A runs folder copied to Drive or
-    another machine resumes there; that the images are the run's own, the manifest checks."""
-    return config.replace(name=None, runs_dir="", data=None if config.data is None else Path(config.data).name)
-
-
 class RunFolder:
     """``runs_dir/<run name>`` of ``config`` (or the folder at ``path``, as evaluate finds it).
     ``writer=False`` (data-parallel processes other than process 0) reads the backup but never
@@ -234,7 +227,7 @@ class RunFolder:
                     f"files away"
                 )
             return
-        stored, ours = _identity(stored), _identity(recorded)
+        stored, ours = stored.identity(), recorded.identity()
         if stored != ours:
             differences = "; ".join(stored.differences(ours))
             raise FileExistsError(
