@@ -1,4 +1,4 @@
-"""The recipe study's runs: each is the tiny200 recipe on the proxy with exactly its one change."""
+"""The recipe study's runs: each is the study's base recipe on the proxy with exactly its change."""
 
 import shlex
 import sys
@@ -24,6 +24,8 @@ CHANGES = {
     "mixup": {"mixing"},
     "cutmix": {"mixing"},
     "b256": {"batch_size", "learning_rate"},
+    "combo-s0": {"ema_momentum", "weight_decay", "label_smoothing"},
+    "combo-s1": {"ema_momentum", "weight_decay", "label_smoothing", "seed"},
 }
 
 
