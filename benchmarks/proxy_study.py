@@ -1,4 +1,4 @@
-"""The recipe study: single changes to the ``tiny200`` recipe on a small proxy, validated on
+"""The recipe study: single changes to the ``tiny200-v1`` recipe (the 200-class recipe before the study) on a small proxy, validated on
 train images held out of training (never the official val images), then the table of results.
 
     python benchmarks/proxy_study.py data --source data/tiny-imagenet-200   # the proxy's folder, once
@@ -30,13 +30,13 @@ import pandas as pd
 PROXY = "proxy20x200"
 SUBSET = ["--classes", "random:20", "--split", "200/50/0", "--seed", "0"]
 BASE = [
-    "--preset", "tiny200", "--images-per-class", "none", "--epochs", "18",
+    "--preset", "tiny200-v1", "--images-per-class", "none", "--epochs", "18",
     "--precision", "float32", "--jit-compile", "off", "--allow-shared-images",
 ]  # fmt: skip
 COMBINED = ["--ema-momentum", "0.99", "--weight-decay", "1e-3", "--label-smoothing", "0.2"]
-# name -> (the change to tiny200, as train options; what it is). Base first, in the order they run.
+# name -> (the change to tiny200-v1, as train options; what it is). Base first, in the order they run.
 RUNS = {
-    "base-s0": ([], "none (the tiny200 recipe), seed 0"),
+    "base-s0": ([], "none (the tiny200-v1 recipe), seed 0"),
     "nolrn": (["--no-lrn"], "LRN off (batch norm kept)"),
     "pca": (["--augment", '{"pca_lighting": 0.1}'], "PCA lighting, std 0.1 (the paper's)"),
     "pool2": (["--pooling", "non-overlapping"], "non-overlapping pooling, 2x2 stride 2"),
@@ -103,7 +103,7 @@ def table(runs_dir) -> str:
     bases = [rows[n][0]["top1_accuracy"] for n in ("base-s0", "base-s1") if n in rows]
     base = sum(bases) / len(bases) if bases else None
     lines = [
-        "| change to `tiny200` | held-out top-1 | top-5 | vs base | train top-1 | held-out top-1 by epoch | run |",
+        "| change to `tiny200-v1` | held-out top-1 | top-5 | vs base | train top-1 | held-out top-1 by epoch | run |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, (metrics, history) in rows.items():

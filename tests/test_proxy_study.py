@@ -4,6 +4,7 @@ import shlex
 import sys
 
 from alexnet_tf.cli import build_parser, config_from_args
+from alexnet_tf.config import STUDY_CHANGES, preset
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -36,6 +37,8 @@ def config_of(name):
 
 def test_each_run_is_the_base_with_one_change():
     base = config_of("base-s0")
+    kept = {"allow_shared_images": True, "precision": "float32", "jit_compile": False, "name": base.name}
+    assert base == preset("tiny200-v1", data=base.data, epochs=18, images_per_class=None, **kept)
     assert (base.epochs, base.precision, base.jit_compile, base.images_per_class) == (18, "float32", False, None)
     assert base.data == f"data/{proxy_study.PROXY}" and base.val_split == "val"  # the held-out train images
     assert set(CHANGES) == set(proxy_study.RUNS) - {"base-s0"}
@@ -53,3 +56,15 @@ def test_commands_and_table_without_runs(tmp_path, capsys):
     assert "--augment '{\"pca_lighting\": 0.1}'" in capsys.readouterr().out
     assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("\n") == 2  # the header only
+
+
+def test_the_tiny200_preset_is_the_base_with_the_combination():
+    combined = config_of("combo-s0")
+    study = preset("tiny200-v1", **STUDY_CHANGES)
+    assert {k: getattr(combined, k) for k in STUDY_CHANGES} == STUDY_CHANGES
+    assert preset("tiny200") == study and preset("tiny200-v1").differences(study) == [
+        "weight_decay: 0.0005 -> 0.001",
+        "label_smoothing: 0.1 -> 0.2",
+        "ema_momentum: None -> 0.99",
+    ]
+    assert preset("tiny10") == study.replace(classes=10, epochs=60)
