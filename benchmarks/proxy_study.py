@@ -115,7 +115,16 @@ def table(runs_dir) -> str:
             f"{100 * history['accuracy'].iloc[-1]:.1f}% | {by_epoch} | `benchmarks/runs/{PROXY}-{name}/` |"
         )
     if len(bases) == 2:
-        lines.append(f"\nSeed spread of the base recipe: {100 * abs(bases[0] - bases[1]):.1f} points (seeds 0 and 1).")
+        spread = abs(bases[0] - bases[1])
+        lines.append(f"\nSeed spread of the base recipe: {100 * spread:.1f} points (seeds 0 and 1).")
+        combined = [rows[n][0]["top1_accuracy"] for n in ("combo-s0", "combo-s1") if n in rows]
+        if len(combined) == 2:
+            gain = sum(combined) / 2 - base
+            verdict = "a win: more than the seed spread" if gain > spread else "not a win: within the seed spread"
+            lines.append(
+                f"The combination on seeds 0 and 1: {100 * combined[0]:.1f}% and {100 * combined[1]:.1f}%, "
+                f"mean {50 * sum(combined):.1f}%, {100 * gain:+.1f} points against the base's mean ({verdict})."
+            )
     return "\n".join(lines)
 
 

@@ -1,7 +1,10 @@
 """The recipe study's runs: each is the study's base recipe on the proxy with exactly its change."""
 
+import json
 import shlex
 import sys
+
+import pandas as pd
 
 from alexnet_tf.cli import build_parser, config_from_args
 from alexnet_tf.config import STUDY_CHANGES, preset
@@ -68,3 +71,25 @@ def test_the_tiny200_preset_is_the_base_with_the_combination():
         "ema_momentum: None -> 0.99",
     ]
     assert preset("tiny10") == study.replace(classes=10, epochs=60)
+
+
+def test_the_table_says_whether_the_combination_beats_the_seed_spread(tmp_path, capsys):
+    def fake_run(name, top1):
+        folder = tmp_path / f"{proxy_study.PROXY}-{name}"
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"top1_accuracy": top1, "top5_accuracy": 0.9}))
+        pd.DataFrame({"epoch": [0, 1], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, top1]}).to_csv(
+            folder / "history.csv", index=False
+        )
+
+    for name, top1 in {"base-s0": 0.583, "base-s1": 0.597, "combo-s0": 0.598, "combo-s1": 0.600}.items():
+        fake_run(name, top1)
+    assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Seed spread of the base recipe: 1.4 points" in out
+    assert "mean 59.9%, +0.9 points against the base's mean (not a win: within the seed spread)" in out
+    (tmp_path / f"{proxy_study.PROXY}-combo-s1" / "metrics.json").write_text(
+        json.dumps({"top1_accuracy": 0.614, "top5_accuracy": 0.9})
+    )
+    assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
+    assert "+1.6 points against the base's mean (a win: more than the seed spread)" in capsys.readouterr().out
