@@ -144,7 +144,7 @@ def test_ema_run_ends_on_the_averaged_weights_and_resumes_with_them(synthetic_ro
 
 
 def test_new_settings_at_their_defaults_keep_the_run_name():
-    base = preset("tiny200")
+    base = preset("tiny200-v1")
     assert base.replace(pooling="overlapping", ema_momentum=None).run_name == base.run_name
     names = {
         base.replace(pooling="non-overlapping").run_name,
