@@ -419,7 +419,7 @@ PRESETS = {
     "tiny200-v1": TINY200_V1,
     # Tiny-10: the ten alphabetically first classes of Tiny ImageNet, 400 training images a class
     # (the protocol: all of the shared copy's, a seeded 400 of the official zip's 500), on the
-    # 200-class recipe for 60 epochs (the earlier Adam recipe's 65, less: the gain is the recipe's).
+    # 200-class recipe for 60 epochs (fewer than the earlier recipe's 65: the gain is the recipe's).
     "tiny10": {**TINY200_V1, **STUDY_CHANGES, "classes": 10, "epochs": 60},
     # The earlier Tiny-10 recipe (57.2-58.8%): Adam, no batch norm, 65 epochs.
     "tiny10-v1": {

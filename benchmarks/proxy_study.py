@@ -1,5 +1,6 @@
-"""The recipe study: single changes to the ``tiny200-v1`` recipe (the 200-class recipe before the study) on a small proxy, validated on
-train images held out of training (never the official val images), then the table of results.
+"""The recipe study: single changes to the ``tiny200-v1`` recipe (the 200-class recipe before the
+study) on a small proxy, validated on train images held out of training (never the official val
+images), then their combination and the table of results.
 
     python benchmarks/proxy_study.py data --source data/tiny-imagenet-200   # the proxy's folder, once
     python benchmarks/proxy_study.py run [NAME ...]     # every missing run in order (or those named)
@@ -16,7 +17,8 @@ rather than change the proxy the first five runs were made on (before train chec
 one image in 1,000 moves top-1 by at most 0.1 point. The proxy is sized to over-fit as the
 40-epoch 200-class run does (train accuracy far above held-out), where regularisation can show: a
 first proxy of 350 train images a class and 10 epochs ended at 63% train against 61% held-out.
-Each run is an ordinary run folder: a stopped one resumes when ``run`` is started again. Records: ``save_run_records.py`` of each folder.
+Each run is an ordinary run folder: a stopped one resumes when ``run`` is started again.
+Records: ``save_run_records.py`` of each folder.
 """
 
 import argparse
