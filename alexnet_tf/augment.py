@@ -435,11 +435,13 @@ register_augmentation("classic", feed="generator")(image_data_generator)
 
 def batch_mixing(kind, num_classes, seed=None):
     """MixUp or CutMix (the Keras layers) on a batch: ``(images, int labels) -> (images, soft labels)``.
-    Train with categorical (not sparse) cross-entropy when using it."""
+    Train with categorical (not sparse) cross-entropy when using it. The layers compute in float32
+    whatever the global precision policy: under mixed_bfloat16 their own arithmetic mixes bfloat16
+    inputs with float32 random draws and fails."""
     if kind == "mixup":
-        layer = layers.MixUp(seed=seed)
+        layer = layers.MixUp(seed=seed, dtype="float32")
     elif kind == "cutmix":
-        layer = layers.CutMix(seed=seed)
+        layer = layers.CutMix(seed=seed, dtype="float32")
     else:
         raise ValueError(f"unknown mixing {kind!r}; choose mixup or cutmix")
 

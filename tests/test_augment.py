@@ -125,6 +125,21 @@ def test_mixing_gives_soft_labels(kind):
     np.testing.assert_allclose(out_y.sum(1), 1, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_mixing_works_under_mixed_bfloat16_in_a_tf_data_map(kind):
+    """The feed maps the mixing over tf.data batches while the run's mixed_bfloat16 policy is set."""
+    import tensorflow as tf
+
+    from alexnet_tf.training import precision_policy
+
+    with precision_policy("mixed_bfloat16"):
+        mix = batch_mixing(kind, num_classes=4, seed=0)
+        batches = tf.data.Dataset.from_tensor_slices((images(8), np.arange(8) % 4)).batch(4).map(mix)
+        out = [(np.asarray(x), np.asarray(y)) for x, y in batches]
+    assert [x.dtype for x, _ in out] == [np.float32] * 2
+    np.testing.assert_allclose(np.concatenate([y for _, y in out]).sum(1), 1, rtol=1e-5)
+
+
 def test_augmentation_figure(tmp_path):
     fig = augmentation_figure(images(2), samples=2, path=tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 5000 and len(fig.axes) == 10
