@@ -30,6 +30,8 @@ CHANGES = {
     "b256": {"batch_size", "learning_rate"},
     "combo-s0": {"ema_momentum", "weight_decay", "label_smoothing"},
     "combo-s1": {"ema_momentum", "weight_decay", "label_smoothing", "seed"},
+    "base-40e": {"epochs"},
+    "combo-40e": {"ema_momentum", "weight_decay", "label_smoothing", "epochs"},
 }
 
 
@@ -49,6 +51,7 @@ def test_each_run_is_the_base_with_one_change():
         config = config_of(name)
         changed = {line.split(":")[0] for line in base.differences(config)} - {"name"}
         assert changed == fields, name
+    assert config_of("combo-40e").epochs == 40 and proxy_study.shell_command("combo-40e").count("--epochs") == 1
     augment = {n: config_of(n).augment for n in ("pca", "rrc", "erasing")}
     assert augment["pca"].pca_lighting == 0.1 and augment["rrc"].crop_area == 0.35 and augment["erasing"].erasing == 0.5
     assert augment["pca"].crop_padding == base.augment.crop_padding == 4  # the recipe's other settings kept
@@ -93,3 +96,9 @@ def test_the_table_says_whether_the_combination_beats_the_seed_spread(tmp_path, 
     )
     assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
     assert "+1.6 points against the base's mean (a win: more than the seed spread)" in capsys.readouterr().out
+    fake_run("base-40e", 0.640)
+    fake_run("combo-40e", 0.632)
+    assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "In 40 epochs (seed 0), the combination against the base: -0.8 points" in out
+    assert "| 63.2% | 90.0% | -0.8 |" in out  # the 40-epoch rows against the 40-epoch base, not the 18-epoch mean
