@@ -32,6 +32,12 @@ CHANGES = {
     "combo-s1": {"ema_momentum", "weight_decay", "label_smoothing", "seed"},
     "base-40e": {"epochs"},
     "combo-40e": {"ema_momentum", "weight_decay", "label_smoothing", "epochs"},
+    "rrc-40e": {"augment", "epochs"},
+    "erasing-40e": {"augment", "epochs"},
+    "mixup-40e": {"mixing", "epochs"},
+    "wide-40e": {"variant", "epochs"},
+    "dropout0-40e": {"dropout", "epochs"},
+    "base-s1-40e": {"seed", "epochs"},
 }
 
 
@@ -102,3 +108,8 @@ def test_the_table_says_whether_the_combination_beats_the_seed_spread(tmp_path, 
     out = capsys.readouterr().out
     assert "In 40 epochs (seed 0), the combination against the base: -0.8 points" in out
     assert "| 63.2% | 90.0% | -0.8 |" in out  # the 40-epoch rows against the 40-epoch base, not the 18-epoch mean
+    fake_run("base-s1-40e", 0.660)  # a second 40-epoch seed: its spread, and the mean as the reference
+    assert proxy_study.main(["table", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Seed spread of the base at 40 epochs: 2.0 points (seeds 0 and 1, mean 65.0%" in out
+    assert "| 63.2% | 90.0% | -1.8 |" in out and "| 64.0% | 90.0% | -1.0 |" in out
