@@ -130,10 +130,14 @@ def table(runs_dir) -> str:
             metrics = json.loads((folder / "metrics.json").read_text())
             history = pd.read_csv(folder / "history.csv").drop_duplicates("epoch", keep="last")
             rows[name] = (metrics, history)
-    bases = [rows[n][0]["top1_accuracy"] for n in ("base-s0", "base-s1") if n in rows]
-    base = sum(bases) / len(bases) if bases else None
-    long_bases = [rows[n][0]["top1_accuracy"] for n in ("base-40e", "base-s1-40e") if n in rows]
-    long_base = sum(long_bases) / len(long_bases) if long_bases else None
+
+    def seeds(*names):
+        """The held-out top-1 of the finished base runs ``names``, and their mean (None if none)."""
+        found = [rows[n][0]["top1_accuracy"] for n in names if n in rows]
+        return found, (sum(found) / len(found) if found else None)
+
+    bases, base = seeds("base-s0", "base-s1")
+    long_bases, long_base = seeds("base-40e", "base-s1-40e")
     lines = [
         "| change to `tiny200-v1` | held-out top-1 | top-5 | vs base | train top-1 | held-out top-1 by epoch | run |",
         "|---|---|---|---|---|---|---|",
