@@ -1,6 +1,7 @@
 """The recipe study's runs: each is the study's base recipe on the proxy with exactly its change."""
 
 import json
+import re
 import shlex
 import sys
 
@@ -113,3 +114,25 @@ def test_the_table_says_whether_the_combination_beats_the_seed_spread(tmp_path, 
     out = capsys.readouterr().out
     assert "Seed spread of the base at 40 epochs: 2.0 points (seeds 0 and 1, mean 65.0%" in out
     assert "| 63.2% | 90.0% | -1.8 |" in out and "| 64.0% | 90.0% | -1.0 |" in out
+
+
+def test_results_quotes_the_committed_records():
+    """Each proxy row of RESULTS.md gives the top-1, top-5, 'vs base' and train top-1 that the
+    table computes from the committed records, and the seed-spread lines are the table's own."""
+    computed = proxy_study.table(REPO / "benchmarks" / "runs")
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    rows = [line for line in computed.splitlines() if line.startswith("| ") and "benchmarks/runs/" in line]
+    assert len(rows) == len(proxy_study.RUNS)  # every run of the study has its records in git
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        folder = cells[-1]
+        quoted = [
+            line for line in results.splitlines() if line.startswith("|") and line.rstrip().endswith(f"{folder} |")
+        ]
+        assert len(quoted) == 1, f"RESULTS.md has {len(quoted)} rows for {folder}"
+        assert [c.strip() for c in quoted[0].strip("|").split("|")][1:5] == cells[1:5], folder
+    summary = [line for line in computed.splitlines() if line.startswith(("Seed spread", "The combination"))]
+    assert len(summary) == 3
+    assert summary[0] in results and summary[1] in results  # the 18-epoch lines, verbatim
+    long_spread = re.search(r"at 40 epochs: ([0-9.]+) points", summary[2]).group(1)
+    assert f"The seed spread at 40 epochs: {long_spread} points" in results
