@@ -369,7 +369,7 @@ class RunFolder:
         images it started with and load its backup into ``model`` (``restore``). Returns the epoch
         to go on from (0: a new run). Nothing is written where ``writer`` is False."""
         self.say(
-            f"Data: {data.root}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
+            f"Data: {shown(data.root)}: {len(data.x_train)} train and {len(data.x_val)} {data.val_split} images, "
             f"{data.num_classes} classes"
         )
         rows = manifest_rows(data.root, data.class_names, "train", data.train_files, data.y_train, data.train_hashes)

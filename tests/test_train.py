@@ -218,6 +218,7 @@ def test_verbose_line_prints_one_short_line_an_epoch(synthetic_root, tmp_path, c
     assert all(len(line) < 100 and "val top-1" in line for line in epochs)
     assert "━" not in out and "Epoch 1/" not in out
     assert str(tmp_path) not in out  # the run folder is shown relative to the working folder where it can be
+    assert str(synthetic_root) not in out  # so is the data (../synthetic0/...), which the run records as absolute
 
 
 def test_shown_paths_are_relative_beside_the_working_folder_and_absolute_further(tmp_path, monkeypatch):
