@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, as the other scripts
 from alexnet_tf.run_folder import RunFolder
 
 OUT = Path(__file__).resolve().parent / "runs"

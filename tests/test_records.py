@@ -3,6 +3,7 @@ records; and the script that copies records there refuses a place git would igno
 
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,15 @@ def test_save_run_records_refuses_a_place_git_ignores(tmp_path):
         "metrics.json",
         "per_class_val.csv",
     ]
+
+
+def test_save_run_records_runs_as_a_script_from_any_folder(tmp_path):
+    (tmp_path / "not-a-run").mkdir()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "save_run_records.py"), "not-a-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 1 and "is missing: is not-a-run a finished run folder?" in done.stderr, done.stderr
