@@ -13,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, as the other scripts
+from common import REPO  # first: it puts the repository on the path, as for every benchmark script
+
 from alexnet_tf.run_folder import RunFolder
 
-OUT = Path(__file__).resolve().parent / "runs"
+OUT = REPO / "benchmarks" / "runs"
 
 
 def records(run_dir: Path) -> list[Path]:
