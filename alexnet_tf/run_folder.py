@@ -427,6 +427,8 @@ class RunFolder:
                 continue
             if failures:
                 print(f"{failures[0]} does not load: resuming from the epoch before's backup, {self.backup / weights}")
+            else:  # a background run's log shows where each part began
+                self.say(f"{shown(self.path)}: resuming from its backup after epoch {epoch}")
             return epoch
         if failures:
             raise ValueError(

@@ -185,8 +185,10 @@ def test_a_run_resumed_on_another_backend_says_so_once(synthetic_root, tmp_path,
     path.write_text(json.dumps({**json.loads(path.read_text()), "backend": "jax"}))
     capsys.readouterr()
     result = train(config, verbose=0)
-    lines = [li for li in capsys.readouterr().out.splitlines() if "started on jax" in li]
+    out = capsys.readouterr().out
+    lines = [li for li in out.splitlines() if "started on jax" in li]
     assert result.metrics["resumed"] and len(lines) == 1
+    assert out.count("resuming from its backup after epoch 1\n") == 1  # where this part of the log began
     assert f"resumes on {keras.backend.backend()}" in lines[0]
     assert json.loads(path.read_text())["backend"] == "jax"  # the record keeps the backend it started on
 
