@@ -119,3 +119,63 @@ def test_save_run_records_runs_as_a_script_from_any_folder(tmp_path):
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert done.returncode == 1 and "is missing: is not-a-run a finished run folder?" in done.stderr, done.stderr
+
+
+def recorded_commands(text: str) -> list[tuple[str, list[str]]]:
+    """``(run name, train arguments)`` of each ``python -m alexnet_tf train ... --name NAME`` in a
+    text's code blocks (backslash-continued lines joined, redirections dropped); a name with the
+    placeholder ``S`` and ``--seed S`` stands for each seed whose folder is in benchmarks/runs."""
+    import re
+    import shlex
+
+    commands = []
+    for block in re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.DOTALL):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            if "-m alexnet_tf train " not in line:
+                continue
+            args = shlex.split(re.split(r" >|&$", line.split("-m alexnet_tf ", 1)[1])[0])
+            if "--name" not in args:
+                continue
+            name = args[args.index("--name") + 1]
+            if "--seed" in args and args[args.index("--seed") + 1] == "S":
+                for folder in sorted((REPO / "benchmarks" / "runs").glob(name.replace("S", "[0-9]"))):
+                    seed = folder.name[len(name) - 1 :]
+                    commands.append((folder.name, [a.replace("S", seed) if a in ("S", name) else a for a in args]))
+            else:
+                commands.append((name, args))
+    return commands
+
+
+def test_each_recorded_command_gives_its_runs_config():
+    """The commands RESULTS.md gives for its runs reproduce them: each one's config, from today's
+    presets, is the one its committed record holds (but for where the data and runs folders are,
+    and XLA, which an unset option leaves to the machine)."""
+    from alexnet_tf.cli import build_parser, config_from_args
+    from alexnet_tf.config import TrainConfig
+
+    checked = []
+    for name, args in recorded_commands((REPO / "benchmarks" / "RESULTS.md").read_text()):
+        record = REPO / "benchmarks" / "runs" / name / "config.json"
+        if not record.is_file():
+            continue
+        recorded = TrainConfig.from_json(record.read_text())
+        config = config_from_args(build_parser().parse_args(args))
+        kept = {k: getattr(recorded, k) for k in ("data", "runs_dir")}
+        if config.jit_compile is None:
+            kept["jit_compile"] = recorded.jit_compile
+        assert config.replace(**kept).differences(recorded) == [], name
+        checked.append(name)
+    assert {"tiny200-v2-40e", "tiny10-v2-s0", "tiny10-v2-s2"} <= set(checked), checked
+
+
+def test_recorded_commands_are_read_as_written():
+    text = (
+        "```bash\nnohup python -m alexnet_tf train --preset tiny200 --data d \\\n"
+        "    --name run-a --runs-dir ~/runs >> ~/runs/run-a.log 2>&1 &\n```\n"
+        "`python -m alexnet_tf train --name inline` is not a block\n"
+        "```bash\npython -m alexnet_tf train --preset tiny10 --seed S --name tiny10-v2-sS\n```\n"
+    )
+    commands = dict(recorded_commands(text))
+    assert commands["run-a"] == "train --preset tiny200 --data d --name run-a --runs-dir ~/runs".split()
+    assert commands["tiny10-v2-s1"] == "train --preset tiny10 --seed 1 --name tiny10-v2-s1".split()
+    assert "inline" not in commands
