@@ -176,6 +176,16 @@ def test_recorded_commands_are_read_as_written():
         "```bash\npython -m alexnet_tf train --preset tiny10 --seed S --name tiny10-v2-sS\n```\n"
     )
     commands = dict(recorded_commands(text))
-    assert commands["run-a"] == "train --preset tiny200 --data d --name run-a --runs-dir ~/runs".split()
-    assert commands["tiny10-v2-s1"] == "train --preset tiny10 --seed 1 --name tiny10-v2-s1".split()
+    assert commands["run-a"] == [
+        "train",
+        "--preset",
+        "tiny200",
+        "--data",
+        "d",
+        "--name",
+        "run-a",
+        "--runs-dir",
+        "~/runs",
+    ]
+    assert commands["tiny10-v2-s1"] == ["train", "--preset", "tiny10", "--seed", "1", "--name", "tiny10-v2-s1"]
     assert "inline" not in commands
