@@ -71,15 +71,16 @@ def test_commands_and_table_without_runs(tmp_path, capsys):
     assert capsys.readouterr().out.count("\n") == 2  # the header only
 
 
-def test_the_tiny200_preset_is_the_base_with_the_combination():
+def test_the_tiny200_presets_are_the_base_with_the_combination():
     combined = config_of("combo-s0")
     study = preset("tiny200-v1", **STUDY_CHANGES)
     assert {k: getattr(combined, k) for k in STUDY_CHANGES} == STUDY_CHANGES
-    assert preset("tiny200") == study and preset("tiny200-v1").differences(study) == [
+    assert preset("tiny200-v2") == study and preset("tiny200-v1").differences(study) == [
         "weight_decay: 0.0005 -> 0.001",
         "label_smoothing: 0.1 -> 0.2",
         "ema_momentum: None -> 0.99",
     ]
+    assert preset("tiny200").differences(study) == ["variant: 'wide' -> 'tiny'"]
     assert preset("tiny10") == study.replace(classes=10, epochs=60)
 
 
