@@ -248,9 +248,19 @@ def test_the_backend_pins_are_the_ones_ci_and_the_readme_install():
 def test_sigterm_ends_a_run_with_the_line_of_ctrl_c(synthetic_root, tmp_path, sent, status):
     args = ["train", "--preset", "quick", "--data", str(synthetic_root), "--runs-dir", str(tmp_path)]
     args += ["--epochs", "300", "--images-per-class", "8"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "alexnet_tf", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
+    # A shell starts a background job with Ctrl-C ignored, and a child inherits an ignored signal
+    # (the run would train on): with a handler here, the run starts with SIGINT as a terminal's.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alexnet_tf", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob("*/backup/training_metadata.json")) and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
