@@ -4,6 +4,7 @@ and those rules catch each fault they name."""
 import base64
 import importlib.util
 import io
+import json
 import re
 from pathlib import Path
 
@@ -96,3 +97,25 @@ def test_shrink_png_keeps_the_picture_and_bounds_its_width():
     middle = slice(int(110 * scale), int(140 * scale))  # block (2, 2) spans 100-150 there
     block = np.asarray(shrunk.convert("RGB"))[middle, middle].astype(int)
     assert np.abs(block - picture[125, 125]).max() <= 24
+
+
+def test_notebook_5_shows_the_scores_its_runs_recorded():
+    """Notebook 5 scores notebook 4's Tiny-10 run and the 200-class run again: what it shows must be
+    what their committed records hold (flip averaging where the run used it), not a second number."""
+    from alexnet_tf import preset
+
+    cells = json.loads((NOTEBOOKS / "05_evaluate.ipynb").read_text())["cells"]
+    code = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+    printed = "\n".join(
+        text for cell in cells for output in cell.get("outputs", []) for text in regenerate._texts(output)
+    )
+    tiny10 = re.search(r'PRESET = "quick" if QUICK else "([\w-]+)"', code).group(1)
+    name_200 = re.search(r'NAME_200 = "([\w-]+)"', code).group(1)
+    records = NOTEBOOKS.parent / "benchmarks" / "runs"
+    folder = preset(tiny10, data="data/tiny-imagenet-200", classes=10).run_name
+    record = json.loads((records / folder / "metrics.json").read_text())
+    assert f"'top1_accuracy': {round(record['top1_accuracy'], 4)}," in printed, folder
+    assert f"'top5_accuracy': {round(record['top5_accuracy'], 4)}," in printed, folder
+    record_200 = json.loads((records / name_200 / "metrics.json").read_text())
+    assert f"(top-1 accuracy {record_200['top1_accuracy']:.3f})" in printed, name_200
+    assert f"top-5 error {record_200['top5_error']:.3f}" in printed, name_200
