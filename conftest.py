@@ -1,8 +1,52 @@
-"""Test-wide settings, also seen by the notebook kernels that nbval starts (they inherit the environment)."""
+"""Test-wide settings, also seen by the notebook kernels that nbval starts (they inherit the environment),
+and the check that a test session leaves the checkout as it found it."""
 
 import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 # The notebooks run in quick mode under test: the same code path on the small synthetic set.
 os.environ.setdefault("ALEXNET_QUICK", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The notebooks' data and runs go to a fresh temporary folder (alexnet_tf.colab.setup reads these), so
+# that each session trains their runs afresh and nothing is written into the checkout's data/ or runs/.
+_SCRATCH = None
+if "ALEXNET_TF_RUNS_DIR" not in os.environ or "ALEXNET_TF_DATA_DIR" not in os.environ:
+    _SCRATCH = Path(tempfile.mkdtemp(prefix="alexnet-tf-notebooks-"))
+    os.environ.setdefault("ALEXNET_TF_DATA_DIR", str(_SCRATCH / "data"))
+    os.environ.setdefault("ALEXNET_TF_RUNS_DIR", str(_SCRATCH / "runs"))
+
+REPO = Path(__file__).resolve().parent
+# What pytest itself leaves, and Python's bytecode: allowed to appear.
+OWN = (".pytest_cache", "__pycache__")
+
+
+def checkout_state() -> set[str] | None:
+    """``git status --porcelain --ignored`` of the checkout, less pytest's and Python's own caches
+    (None where this is no git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {line for line in out.splitlines() if not any(part in OWN for part in Path(line[3:]).parts)}
+
+
+def pytest_sessionstart(session):
+    session.config.stash_checkout = checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SCRATCH is not None:
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
+    before, after = getattr(session.config, "stash_checkout", None), checkout_state()
+    if before is None or after is None or after <= before:
+        return
+    new = sorted(after - before)
+    print(f"\nerror: the tests left {len(new)} new path(s) in the checkout (tests write only to temporary folders):")
+    print("\n".join(f"  {line}" for line in new))
+    session.exitstatus = 1

@@ -8,11 +8,15 @@ they agree), then calls ``setup``. Outside Colab the cell only imports the check
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 REPO_URL = "https://github.com/alexnet-tf/alexnet-tf"
 DRIVE_MOUNT = "/content/drive"
+# Where the notebooks keep data and runs unless setup is told otherwise: these variables, else
+# the checkout's data/ and runs/ (the tests point them at temporary folders).
+DATA_DIR_VARIABLE, RUNS_DIR_VARIABLE = "ALEXNET_TF_DATA_DIR", "ALEXNET_TF_RUNS_DIR"
 
 
 def stale_modules(names=("numpy", "pandas", "tensorflow", "keras", "jax")) -> list[str]:
@@ -43,13 +47,16 @@ def install_summary(pip_output: str) -> str:
 
 def setup(
     keep_on_drive=False,
-    data_dir="../data",
-    runs_dir="../runs",
+    data_dir=None,
+    runs_dir=None,
     drive_folder="alexnet-tf",
     colab=None,
     pip_output=None,
 ) -> dict:
     """Print the TensorFlow, Keras and device this runtime has, and return ``{"data_dir", "runs_dir"}``.
+
+    ``data_dir`` and ``runs_dir`` default to ``$ALEXNET_TF_DATA_DIR`` and ``$ALEXNET_TF_RUNS_DIR``,
+    else ``../data`` and ``../runs`` (the checkout's, seen from ``notebooks/``).
 
     ``keep_on_drive`` (Colab only; off elsewhere): mount Google Drive and keep the data and runs in
     ``MyDrive/<drive_folder>/``, so a trained run and the extracted data outlive the Colab VM
@@ -60,6 +67,8 @@ def setup(
     from .hardware import describe_device, quiet_tensorflow_logs
 
     colab = colab if colab is not None else sys.modules.get("google.colab")
+    data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE) or "../data"
+    runs_dir = runs_dir or os.environ.get(RUNS_DIR_VARIABLE) or "../runs"
     if keep_on_drive and colab is None:
         print("keep_on_drive applies in Colab only: data and runs stay in local folders")
     elif keep_on_drive:

@@ -45,7 +45,18 @@ def test_in_colab_data_and_runs_go_to_drive_on_request(tmp_path, monkeypatch, ca
     assert Path(paths["runs_dir"]).is_dir() and Path(paths["data_dir"]).is_dir()
     assert "Change runtime type" in capsys.readouterr().out  # a CPU runtime is told how to get the GPU
     mounted.clear()
-    assert colab_setup.setup(colab=fake_colab(mounted))["runs_dir"] == "../runs" and mounted == []
+    monkeypatch.delenv(colab_setup.RUNS_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv(colab_setup.DATA_DIR_VARIABLE, raising=False)
+    assert colab_setup.setup(colab=fake_colab(mounted)) == {"data_dir": "../data", "runs_dir": "../runs"}
+    assert mounted == []
+
+
+def test_the_folders_come_from_the_environment_where_set(monkeypatch):
+    """The tests point the notebooks at temporary folders this way, so no test writes into the checkout."""
+    monkeypatch.setenv(colab_setup.DATA_DIR_VARIABLE, "/elsewhere/data")
+    monkeypatch.setenv(colab_setup.RUNS_DIR_VARIABLE, "/elsewhere/runs")
+    assert colab_setup.setup() == {"data_dir": "/elsewhere/data", "runs_dir": "/elsewhere/runs"}
+    assert colab_setup.setup(runs_dir="mine")["runs_dir"] == "mine"  # an argument wins
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
