@@ -26,6 +26,14 @@ from .tiny_imagenet import DataFormatError
 LISTED_FAILURES = 20  # undecodable images named one per line; the rest are counted
 
 
+# Copies by default (copy-on-write clones where the file system offers them), so that editing a
+# file of the new folder never changes the original dataset.
+LINK_HELP = (
+    "hard-link the images instead of copying them: no extra disk space, but each new file is then the "
+    "original itself, and editing one (an image editor saving in place) edits the other"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
     steps = parser.add_subparsers(dest="step", required=True)
@@ -48,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = steps.add_parser("reorganise", help="val images into val/<wnid>/ class folders (originals kept)")
     p.add_argument("root")
     p.add_argument("--flat-train", action="store_true", help="also write train_images/<wnid>/ without images/")
+    p.add_argument("--link", action="store_true", help=LINK_HELP)
 
     p = steps.add_parser("subset", help="N classes x M images, optionally split into train/val/test")
     p.add_argument("root")
@@ -60,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-per-class", type=int, default=None, help="train images per class (default: all)")
     p.add_argument("--split", default=None, help="split train images per class, e.g. 400/50/50")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--link", action="store_true", help=LINK_HELP)
 
     p = steps.add_parser("synthetic", help="a small learnable synthetic dataset in the Tiny ImageNet layout")
     p.add_argument("--out", default="data")
@@ -102,8 +112,12 @@ def out_of_space(args, err: OSError) -> str:
     """A full disk in one line: the folder, and that the step left nothing half-written (each step
     writes to a temporary folder, removed when it fails, and renames it only when complete)."""
     folder = getattr(args, "out", None) or getattr(args, "root", None) or "the output folder"
+    # The file being written, where the error names one inside that folder (a copy's error may
+    # name its source, which is only read).
+    inside = err.filename and os.path.realpath(err.filename).startswith(os.path.realpath(folder) + os.sep)
+    written = f" (writing {err.filename})" if inside else ""
     return (
-        f"{folder}: out of disk space (writing {err.filename or 'a file'}); the half-written copy was "
+        f"{folder}: out of disk space{written}; the half-written copy was "
         "removed and nothing of yours changed: free some space and run the same step again"
     )
 
@@ -118,12 +132,12 @@ def run(args) -> None:
     elif args.step == "check":
         print(report(check(args.root, decode=args.decode)))
     elif args.step == "reorganise":
-        made = reorganise_val(args.root)
+        made = reorganise_val(args.root, link=args.link)
         print(f"val: {made} class folders created")
         if args.flat_train:
-            print(f"train_images: {flatten_train(args.root)} class folders created")
+            print(f"train_images: {flatten_train(args.root, link=args.link)} class folders created")
     elif args.step == "subset":
-        out = make_subset(args.root, args.out, args.classes, args.images_per_class, args.split, args.seed)
+        out = make_subset(args.root, args.out, args.classes, args.images_per_class, args.split, args.seed, args.link)
         import pandas as pd
 
         print(counts_table(pd.read_csv(out / "manifest.csv").to_dict("records")).to_string())

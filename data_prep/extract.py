@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from . import tiny_imagenet
-from .fsutil import check_writable, file_sha256, make_temp_dir, remove_stale_temps, rename_into_place
+from .fsutil import (
+    check_writable,
+    extract_members,
+    file_sha256,
+    make_folder,
+    make_temp_dir,
+    remove_stale_temps,
+    remove_tree,
+    rename_into_place,
+    write_text_atomically,
+)
 
 # What a damaged zip raises besides BadZipFile: a cut stream, bad deflate data, an unknown method.
 _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)
 
 
+def unsafe_member(name: str) -> bool:
+    """Whether a zip member's name could land outside the folder it is extracted into: an
+    absolute path, a drive, or a '..' part."""
+    posix = PurePosixPath(name.replace("\\", "/"))
+    return posix.is_absolute() or bool(PureWindowsPath(name).drive) or ".." in posix.parts
+
+
 def dataset_folder(zip_path, names) -> str:
     """The folder inside the zip that holds wnids.txt (e.g. "tiny-imagenet-200", or
-    "outer/tiny-imagenet-200" one level deeper); an error naming the zip unless exactly one."""
+    "outer/tiny-imagenet-200" one level deeper); an error naming the zip unless exactly one.
+    A member whose name leads outside the zip's own folder ('../x', '/etc/x') is refused first,
+    naming it, before anything is written."""
+    unsafe = [n for n in names if unsafe_member(n)]
+    if unsafe:
+        raise tiny_imagenet.DataFormatError(
+            f"{zip_path} holds {len(unsafe)} member(s) whose path leads outside the folder it is extracted "
+            f"into, e.g. {unsafe[0]!r}; refused before writing anything: use an untampered copy of the zip"
+        )
     found = sorted(n[: -len("/wnids.txt")] for n in names if n.endswith("/wnids.txt") and not n.startswith("__MACOSX/"))
     if "wnids.txt" in names:
         raise tiny_imagenet.DataFormatError(
@@ -104,14 +128,17 @@ def extract(zip_path, out_dir="data") -> Path:
                 root = out_dir / f"{Path(inner).name}-{identity['sha256'][:8]}"
                 if _extracted_from(root, zip_path):
                     return root
-            out_dir.mkdir(parents=True, exist_ok=True)
+            make_folder(out_dir)
             tmp = make_temp_dir(out_dir, "extract")
             try:
-                archive.extractall(tmp, [n for n in names if n.startswith(inner + "/")])
-                (tmp / inner / SOURCE_RECORD).write_text(json.dumps(identity, indent=2))
-                rename_into_place(tmp / inner, root)  # the folder appears only once complete
+                extract_members(archive, [n for n in names if n.startswith(inner + "/")], tmp)
+                write_text_atomically(tmp / inner / SOURCE_RECORD, json.dumps(identity, indent=2))
+                # The folder appears only once complete; if another process finished it first, that
+                # one stands when it is this zip's.
+                if not rename_into_place(tmp / inner, root) and not _extracted_from(root, zip_path):
+                    raise FileExistsError(f"{root} appeared while extracting and holds something else; run again")
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
     except _ZIP_ERRORS as err:
         raise tiny_imagenet.DataFormatError(
             f"{zip_path} is not a complete zip file ({err}); download it again"

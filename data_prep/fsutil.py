@@ -1,8 +1,18 @@
-"""Safe file operations shared by the data_prep steps: nothing the user had is lost.
+"""The one module that writes: every file and folder the project writes (data_prep and alexnet_tf
+alike) is written here, so that three rules hold everywhere (tests/test_one_writer.py finds any
+write elsewhere):
 
-Every step writes into a hidden temporary folder (or ``.part`` file) beside its target and
-renames it into place when complete, so an interrupted run leaves nothing that looks
-finished, and originals are only ever read (hard-linked or copied, never moved or deleted).
+- **Atomic.** A file or folder is written under a hidden temporary name beside its target and
+  renamed into place when complete, so an interrupted run leaves nothing that looks finished.
+  The files that grow or stay open are the named exceptions, each opened in one place below:
+  the per-epoch CSV log (``csv_log``), TensorBoard's event files (``tensorboard_log``) and a run's
+  lock file (``open_lock_file``).
+- **Confined.** Callers pass only paths inside a folder the user named on the command line (or its
+  documented default); ``confined`` resolves a path built from input (a zip member, a record's
+  name, a symlink) and refuses one that leads outside.
+- **Nothing of the user's replaced.** Originals are only read: copied (a copy-on-write clone where
+  the file system has one), hard-linked only on request, never moved or deleted. ``new=True``
+  refuses to write over a file that is already there.
 
 Temporary names carry their owner (``.tmp-<pid>-<host>-<label>-<random>``): the next run
 removes those whose process is gone, and never one that a live process is still writing.
@@ -26,12 +36,195 @@ _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 _OWNED = re.compile(r"\.tmp-(\d+)-([0-9a-f]{8})-")
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` to ``dst`` (no extra disk space); copy where links are impossible."""
+# Linux's FICLONE ioctl: a copy-on-write clone (btrfs, XFS, bcachefs) that shares blocks until
+# either file is written, so a copy costs no disk space where the file system allows it.
+_FICLONE = 0x40049409
+
+
+def copy_file(src: Path, dst: Path, link: bool = False) -> None:
+    """Put a copy of ``src`` at ``dst`` (which must not exist): a copy-on-write clone where the
+    file system offers one, else a plain copy, so that editing either file never changes the
+    other. ``link``: a hard link instead (no disk space, but the two names are one file: editing
+    one edits both), with a copy where links are impossible."""
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    with open(src, "rb") as source, open(dst, "xb") as target:
+        try:
+            import fcntl
+
+            fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
+            return
+        except (ImportError, OSError):
+            pass
+        shutil.copyfileobj(source, target, 1 << 20)
+    shutil.copystat(src, dst)
+
+
+def confined(path, folder, what: str) -> Path:
+    """``path`` resolved (symlinks followed); a ValueError naming ``what`` unless it lies inside
+    ``folder`` (also resolved): a path built from input never leads outside the folder it belongs to."""
+    resolved, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    if resolved != root and root not in resolved.parents:
+        raise ValueError(f"{what} leads outside {folder} (to {resolved}); refused, nothing was written")
+    return resolved
+
+
+def make_folder(path) -> Path:
+    """Create the folder ``path`` (and its parents) if it is not there yet."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove_file(path) -> None:
+    """Remove a file the project wrote (a temporary one, a lock file); nothing if it is gone."""
+    Path(path).unlink(missing_ok=True)
+
+
+def remove_tree(path) -> None:
+    """Remove a folder the project wrote (a backup, a temporary extraction, a damaged cache entry)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def replace_file(src, dst) -> None:
+    """Rename the project's file ``src`` to ``dst`` in one step (a backup's rotation)."""
+    os.replace(src, dst)
+
+
+def move_aside(path) -> Path:
+    """Rename ``path`` (a file that is in the way, e.g. a broken download) to the first free name
+    ``<name>.old``, ``<name>.old-2``, ...; returns that name, for the message that gives it."""
+    path = Path(path)
+    n = 1
+    while True:
+        aside = path.with_name(f"{path.name}.old" + (f"-{n}" if n > 1 else ""))
+        if not os.path.lexists(aside):
+            os.rename(path, aside)
+            return aside
+        n += 1
+
+
+def refuse_existing(path, way_out: str) -> None:
+    """A FileExistsError naming ``path`` and what to do, if something is already there."""
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path} already exists and is left as it is; {way_out}")
+
+
+@contextmanager
+def atomic_file(path, new: bool = False, way_out: str = "give another path, or move that file away first"):
+    """Yield a temporary path beside ``path`` (with the same suffix, for writers that choose the
+    format by it: Keras, matplotlib, Pillow); once the block ends without error it is renamed to
+    ``path``, so readers see the old file or the new one, never half of one, and a failed write (a
+    full disk) leaves nothing behind. ``new``: refuse (before writing) if ``path`` exists."""
+    path = Path(path)
+    if new:
+        refuse_existing(path, way_out)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    tmp = path.with_name(temp_name(path.stem[:40], suffix))
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+        yield tmp
+        if new:
+            refuse_existing(path, way_out)  # appeared while we wrote
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path: Path, data: bytes, new: bool = False) -> None:
+    with atomic_file(path, new=new) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_stream(tmp: Path, blocks) -> int:
+    """Write the byte blocks of ``blocks`` (a download) to ``tmp``, a temporary path that
+    ``atomic_file`` gave; returns the number of bytes written."""
+    written = 0
+    with open(tmp, "wb") as f:
+        for block in blocks:
+            f.write(block)
+            written += len(block)
+    return written
+
+
+def write_csv(path, frame, **options) -> None:
+    """A pandas DataFrame as CSV (``options``: those of ``DataFrame.to_csv``)."""
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, **options)
+
+
+def write_rows(path, header, rows) -> None:
+    """A CSV file from a header and rows of values (the csv module's quoting)."""
+    import csv
+
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def save_figure(fig, path, **options) -> None:
+    """A matplotlib figure (``options``: those of ``Figure.savefig``); the folder is made if needed."""
+    make_folder(Path(path).parent)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, **options)
+
+
+def save_image(image, path, **options) -> None:
+    """A Pillow image, in the format its file name says."""
+    with atomic_file(path) as tmp:
+        image.save(tmp, format=image.format or None, **options)
+
+
+def save_array(path, array) -> None:
+    """A numpy array as ``.npy``."""
+    import numpy as np
+
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def save_model(model, path, new: bool = False, way_out: str = "give another path, or move that file away first"):
+    """A Keras model (``.keras``; ``.h5`` writes the legacy HDF5 format). ``new``: refuse an
+    existing file, naming it and ``way_out``."""
+    with atomic_file(path, new=new, way_out=way_out) as tmp:
+        model.save(tmp)
+
+
+def save_weights(model, path) -> None:
+    """A Keras model's weights (``.weights.h5``), its optimizer's state included."""
+    with atomic_file(path) as tmp:
+        model.save_weights(tmp)
+
+
+def extract_members(archive, members, folder: Path) -> None:
+    """Extract the zip ``archive``'s ``members`` into ``folder`` (a temporary folder the caller
+    renames into place), refusing any member that would land outside it."""
+    for name in members:
+        confined(folder / name, folder, f"zip member {name!r}")
+    archive.extractall(folder, members)
+
+
+def open_lock_file(path):
+    """The lock file of a run (one of the named exceptions: it stays open while the run holds it)."""
+    return open(path, "a+")  # held open for the run: the lock lives as long as the file
+
+
+def csv_log(path, append: bool):
+    """Keras' per-epoch CSV log (a named exception: it grows by one row an epoch)."""
+    import keras
+
+    return keras.callbacks.CSVLogger(str(path), append=append)
+
+
+def tensorboard_log(folder):
+    """Keras' TensorBoard callback (a named exception: its event files grow as the run goes)."""
+    import keras
+
+    return keras.callbacks.TensorBoard(str(folder))
 
 
 def file_sha256(path, chunk=1 << 20) -> str:
@@ -103,21 +296,19 @@ def remove_stale_temps(folder: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
-def write_text_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str, new: bool = False) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it there: readers see the old
     file or the new one, never half of one; a failed write (a full disk) leaves nothing behind."""
-    tmp = path.with_name(temp_name(path.name))
-    try:
+    with atomic_file(path, new=new) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def rename_into_place(tmp: Path, target: Path) -> bool:
     """Rename ``tmp`` to ``target``; False (``tmp`` removed) if ``target`` appeared meanwhile,
     i.e. another process finished the same work first."""
     try:
+        if os.path.lexists(target):  # POSIX would let a rename replace an empty folder
+            raise FileExistsError(target)
         tmp.rename(target)
         return True
     except OSError:

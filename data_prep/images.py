@@ -11,11 +11,11 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
-import shutil
-import tempfile
 import time
+import warnings
 import zlib
 from functools import partial
 from pathlib import Path
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import tiny_imagenet
-from .fsutil import write_text_atomically
+from .fsutil import atomic_dir, make_folder, remove_tree, save_array, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,37 @@ def _to_8bit_gray(img, path) -> Image.Image:
     return Image.fromarray(((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
 
 
-def decode_image(path, image_size=64) -> np.ndarray:
+# Bounds on the pixels of an image the project decodes, checked from its header before a pixel is
+# decoded (a 329 KB PNG can hold 13000x13000 16-bit pixels, 2 GB decoded). Dataset images
+# (Tiny ImageNet's are 64x64): up to 4096x4096. Users' own photos (``predict``): up to 8000x8000,
+# so that a 4000x3000 photo, or a 48-megapixel one, passes.
+DATASET_MAX_PIXELS = 4096 * 4096
+PHOTO_MAX_PIXELS = 8000 * 8000
+
+
+def _open_bounded(content: bytes, path, max_pixels: int):
+    """``Image.open`` of ``content``, refused (naming ``path`` and the bound) above ``max_pixels``;
+    Pillow's own decompression-bomb warning never reaches the user without the file's name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our bound is below Pillow's
+        try:
+            img = Image.open(io.BytesIO(content))
+        except UnidentifiedImageError:
+            raise OSError(f"cannot identify image file {str(path)!r}") from None
+    if img.width * img.height > max_pixels:
+        img.close()
+        raise tiny_imagenet.DataFormatError(
+            f"image {path} is {img.width}x{img.height} pixels, over this project's bound of {max_pixels:,} "
+            f"pixels ({math.isqrt(max_pixels)}x{math.isqrt(max_pixels)}); resize it or remove this file"
+        )
+    return img
+
+
+def decode_image(path, image_size=64, max_pixels=DATASET_MAX_PIXELS) -> np.ndarray:
     """One image file -> uint8 (image_size, image_size, 3); grayscale becomes RGB.
+
+    An image over ``max_pixels`` (``DATASET_MAX_PIXELS``; ``PHOTO_MAX_PIXELS`` for users' photos)
+    is refused from its header, before it is decoded.
 
     16-bit grayscale is scaled to 8 bits; float images (mode "F") have no agreed 0..255
     meaning and are refused with a DataFormatError naming the file, and so is a JPEG whose
@@ -119,10 +148,7 @@ def decode_image(path, image_size=64) -> np.ndarray:
     """
     try:
         content = Path(path).read_bytes()
-        try:
-            img = Image.open(io.BytesIO(content))
-        except UnidentifiedImageError:
-            raise OSError(f"cannot identify image file {str(path)!r}") from None
+        img = _open_bounded(content, path, max_pixels)
         with img:
             if img.format == "JPEG":
                 img.load()
@@ -383,7 +409,7 @@ class HashMemo:
         for directory in sorted(changed):
             text = json.dumps({"format": self.FORMAT, "dir": directory, "files": self._table(directory)})
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                make_folder(self.folder)
                 write_text_atomically(self._path(directory), text)
             except OSError as err:
                 log.debug("could not write the hash memo of %s (%s)", directory, err)
@@ -451,7 +477,7 @@ def load_images(files, image_size=64, cache=True, cache_dir=None, workers=None, 
             return _read_cache(entry, key)
         except (OSError, ValueError, EOFError) as err:
             log.warning("the dataset cache entry %s is damaged (%s): rebuilding it", entry, err)
-            shutil.rmtree(entry, ignore_errors=True)
+            remove_tree(entry)
     images = decode_images(files, image_size, workers)
     _write_cache(entry, images, files, key)
     return images
@@ -494,23 +520,14 @@ def _read_cache(entry: Path, key: str) -> np.ndarray:
 def _write_cache(entry: Path, images, files, key):
     """Write the arrays under a temporary name and rename: readers see a complete entry or none,
     and when two processes cache the same selection the second simply drops its copy."""
-    tmp = None
+    meta = {"key": key, "first_file": str(files[0]), "shape": list(images.shape), "checksum": _checksum(images)}
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
-        np.save(tmp / "images.npy", images)
-        (tmp / "meta.json").write_text(
-            json.dumps(
-                {"key": key, "first_file": str(files[0]), "shape": list(images.shape), "checksum": _checksum(images)}
-            )
-        )
-        tmp.rename(entry)
+        with atomic_dir(entry, exist_ok=True) as tmp:
+            save_array(tmp / "images.npy", images)
+            write_text_atomically(tmp / "meta.json", json.dumps(meta))
     except OSError as err:
         if not (entry / "images.npy").is_file():  # not just another process caching the same selection first
             log.warning("could not write the dataset cache at %s (%s); loading works, only uncached", entry, err)
-    finally:
-        if tmp is not None and tmp.exists():  # a failed or lost rename leaves no half-written entry
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def class_descriptions(data_dir, class_names) -> list[str]:

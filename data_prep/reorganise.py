@@ -5,7 +5,9 @@
   names, because the original ``val/images`` folder stays beside the class folders).
 * optionally ``train/<wnid>/images/*.JPEG`` -> ``train_images/<wnid>/*.JPEG`` (no ``images`` level).
 
-Files are hard-linked (copied where links are impossible). Each class folder is built in a
+Files are copied (a copy-on-write clone where the file system offers one), or hard-linked with
+``link=True``: no extra disk space, but each new name is then the original file itself, so
+editing one edits the other. Each class folder is built in a
 temporary folder and renamed when complete: running twice is a no-op, and an interrupted run
 is finished by running it again.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import tiny_imagenet
-from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
+from .fsutil import atomic_dir, confined, copy_file, make_folder, remove_stale_temps
 
 
-def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> int:
-    """Create ``target_root/<class>/`` with links to each group's files; returns folders made."""
-    target_root.mkdir(parents=True, exist_ok=True)
+def _write_class_folders(root: Path, target_root: Path, groups: dict[str, list[Path]], link: bool = False) -> int:
+    """Create ``target_root/<class>/`` with copies of (or links to) each group's files, all inside
+    the dataset ``root``; returns folders made."""
+    make_folder(target_root)
     remove_stale_temps(target_root)
     made = 0
     for name in sorted(groups):
@@ -29,7 +32,7 @@ def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> in
             # exist_ok: a process running the same step at once may finish this folder first.
             with atomic_dir(target, exist_ok=True) as tmp:
                 for src in groups[name]:
-                    link_or_copy(src, tmp / src.name)
+                    copy_file(confined(src, root, f"image {src}"), tmp / src.name, link=link)
             made += 1
         expected = sorted(p.name for p in groups[name])
         if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:
@@ -39,17 +42,17 @@ def _write_class_folders(target_root: Path, groups: dict[str, list[Path]]) -> in
     return made
 
 
-def reorganise_val(root) -> int:
+def reorganise_val(root, link: bool = False) -> int:
     """val/images + val_annotations.txt -> val/<wnid>/; returns the number of folders created."""
     root = Path(root)
     groups: dict[str, list[Path]] = {}
     for a in tiny_imagenet.read_val_annotations(root):
         groups.setdefault(a.wnid, []).append(root / "val" / "images" / a.file)
-    return _write_class_folders(root / "val", groups)
+    return _write_class_folders(root, root / "val", groups, link)
 
 
-def flatten_train(root, out_name="train_images") -> int:
+def flatten_train(root, out_name="train_images", link: bool = False) -> int:
     """train/<wnid>/images/*.JPEG -> <out_name>/<wnid>/*.JPEG; returns the number of folders created."""
     root = Path(root)
     groups = {w: tiny_imagenet.list_images(root / "train" / w / "images") for w in tiny_imagenet.read_wnids(root)}
-    return _write_class_folders(root / out_name, groups)
+    return _write_class_folders(root, root / out_name, groups, link)

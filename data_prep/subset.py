@@ -1,7 +1,9 @@
 """Make a subset of N classes x M images, optionally split into train/val/test.
 
 The output is itself a dataset that ``load_dataset`` reads: ``wnids.txt``, ``words.txt``,
-``<split>/<wnid>/*.JPEG`` (hard links to the originals), plus ``manifest.csv`` (one row per
+``<split>/<wnid>/*.JPEG`` (copies of the originals: copy-on-write clones where the file system
+offers them; hard links with ``link=True``, which cost no space but make each subset file the
+original itself, so that editing one edits both), plus ``manifest.csv`` (one row per
 image: file, wnid, class_index, words, split, source) and ``counts.csv``.
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tiny_imagenet
-from .fsutil import atomic_dir, link_or_copy, remove_stale_temps
+from .fsutil import atomic_dir, confined, copy_file, make_folder, remove_stale_temps, write_csv, write_text_atomically
 from .images import select_files
 
 MANIFEST_FIELDS = ["file", "wnid", "class_index", "words", "split", "source"]
@@ -164,7 +166,9 @@ def counts_table(rows):
     return table[[s for s in tiny_imagenet.SPLITS if s in table.columns]]
 
 
-def make_subset(root, out_dir, classes=DEFAULT_CLASSES, images_per_class=None, split=None, seed=0) -> Path:
+def make_subset(
+    root, out_dir, classes=DEFAULT_CLASSES, images_per_class=None, split=None, seed=0, link: bool = False
+) -> Path:
     """Write the subset to ``out_dir`` and return it. Re-running with the same arguments is a
     no-op; an ``out_dir`` holding a different subset is an error (nothing is overwritten)."""
     root, out_dir = Path(root), Path(out_dir)
@@ -172,7 +176,7 @@ def make_subset(root, out_dir, classes=DEFAULT_CLASSES, images_per_class=None, s
     remove_stale_temps(out_dir.parent)  # what an interrupted run left, even if another finished since
     manifest = _manifest_text(rows)
     if not out_dir.exists():
-        _write_dataset(root, out_dir, rows, manifest)
+        _write_dataset(root, out_dir, rows, manifest, link)
     _require_same_subset(out_dir, manifest)
     return out_dir
 
@@ -185,19 +189,20 @@ def _require_same_subset(out_dir: Path, manifest: str) -> None:
         raise FileExistsError(f"{out_dir} exists and holds something else; choose another output folder")
 
 
-def _write_dataset(root: Path, out_dir: Path, rows, manifest: str) -> None:
-    """Write ``rows`` as a dataset folder that ``load_dataset`` reads (links to the originals)."""
+def _write_dataset(root: Path, out_dir: Path, rows, manifest: str, link: bool = False) -> None:
+    """Write ``rows`` as a dataset folder that ``load_dataset`` reads (copies of the originals, or
+    hard links with ``link``)."""
     wnids = sorted({r["wnid"] for r in rows})
     words = tiny_imagenet.read_words(root, wnids)
     with atomic_dir(out_dir, exist_ok=True) as tmp:
         for r in rows:
             target = tmp / r["file"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            link_or_copy(root / r["source"], target)
-        (tmp / "wnids.txt").write_text("".join(f"{w}\n" for w in wnids))
-        (tmp / "words.txt").write_text("".join(f"{w}\t{words[w]}\n" for w in wnids))
-        counts_table(rows).to_csv(tmp / "counts.csv")
-        (tmp / "manifest.csv").write_text(manifest)  # written last: its presence marks a complete subset
+            make_folder(target.parent)
+            copy_file(confined(root / r["source"], root, f"image {r['source']}"), target, link=link)
+        write_text_atomically(tmp / "wnids.txt", "".join(f"{w}\n" for w in wnids))
+        write_text_atomically(tmp / "words.txt", "".join(f"{w}\t{words[w]}\n" for w in wnids))
+        write_csv(tmp / "counts.csv", counts_table(rows))
+        write_text_atomically(tmp / "manifest.csv", manifest)  # written last: its presence marks a complete subset
 
 
 def make_folds(root, out_dir, k=3, classes=DEFAULT_CLASSES, images_per_class=100, seed=0) -> list[Path]:

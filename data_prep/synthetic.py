@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .fsutil import atomic_dir, remove_stale_temps
+from .fsutil import atomic_dir, make_folder, remove_stale_temps, save_image, write_text_atomically
 
 PATTERNS = [
     "circle",
@@ -112,30 +112,30 @@ def make_synthetic(
         img, box = draw_pattern(pattern, rng, image_size)
         if rng.random() < grayscale_fraction:  # like the real data, a few images are grayscale
             img = img.convert("L")
-        img.save(path, quality=90)
+        save_image(img, path, quality=90)
         return box
 
     with atomic_dir(root, exist_ok=True) as tmp:  # another process may finish it first
         # Shuffled like the official wnids.txt, which is not sorted either.
-        (tmp / "wnids.txt").write_text("".join(f"{w}\n" for w in rng.permutation(wnids)))
-        (tmp / "words.txt").write_text("".join(f"{w}\tsynthetic {p}\n" for w, p in zip(wnids, PATTERNS)))
+        write_text_atomically(tmp / "wnids.txt", "".join(f"{w}\n" for w in rng.permutation(wnids)))
+        write_text_atomically(tmp / "words.txt", "".join(f"{w}\tsynthetic {p}\n" for w, p in zip(wnids, PATTERNS)))
         for wnid, pattern in zip(wnids, PATTERNS):
             images = tmp / "train" / wnid / "images"
-            images.mkdir(parents=True)
+            make_folder(images)
             boxes = []
             for n in range(train_per_class):
                 name = f"{wnid}_{n}.JPEG"
                 boxes.append(f"{name}\t" + "\t".join(map(str, save(images / name, pattern))) + "\n")
-            (tmp / "train" / wnid / f"{wnid}_boxes.txt").write_text("".join(boxes))
-        (tmp / "val" / "images").mkdir(parents=True)
+            write_text_atomically(tmp / "train" / wnid / f"{wnid}_boxes.txt", "".join(boxes))
+        make_folder(tmp / "val" / "images")
         labels = rng.permutation(np.repeat(np.arange(classes), val_per_class))
         lines = []
         for n, y in enumerate(labels):
             name = f"val_{n}.JPEG"
             box = save(tmp / "val" / "images" / name, PATTERNS[y])
             lines.append(f"{name}\t{wnids[y]}\t" + "\t".join(map(str, box)) + "\n")
-        (tmp / "val" / "val_annotations.txt").write_text("".join(lines))
-        (tmp / "test" / "images").mkdir(parents=True)
+        write_text_atomically(tmp / "val" / "val_annotations.txt", "".join(lines))
+        make_folder(tmp / "test" / "images")
         for n in range(test_images):
             save(tmp / "test" / "images" / f"test_{n}.JPEG", PATTERNS[int(rng.integers(classes))])
     if not (root / "wnids.txt").is_file():  # the rename found a folder there that is not ours

@@ -2,6 +2,8 @@
 never a silent wrong label, a file that looks good but is not, or a traceback."""
 
 import hashlib
+import importlib
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,8 @@ from data_prep import check, download, extract, fsutil, make_subset, make_synthe
 from data_prep.__main__ import main as cli
 from data_prep.download import file_sha256
 from data_prep.tiny_imagenet import DataFormatError
+
+extract_module = importlib.import_module("data_prep.extract")  # the package's name 'extract' is the function
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,10 +190,17 @@ def test_download_refuses_a_member_that_fails_its_crc(small_root, tmp_path):
 def test_download_replaces_a_bad_file_already_there(good_zip, tmp_path, with_sha):
     out = tmp_path / "out"
     out.mkdir()
-    _bad_copy(good_zip, "half", out / good_zip.name)  # what an earlier, unchecked run left
+    bad = _bad_copy(good_zip, "half", out / good_zip.name)  # what an earlier, unchecked run left
+    before = file_sha256(bad)
     got = download(good_zip, out, sha256=file_sha256(good_zip) if with_sha else None)
     assert got == out / good_zip.name and file_sha256(got) == file_sha256(good_zip)
-    assert sorted(p.name for p in out.iterdir()) == [good_zip.name]
+    # The broken file is moved aside, not deleted: it may be the user's.
+    assert sorted(p.name for p in out.iterdir()) == [
+        f".{good_zip.name}.source.json",
+        good_zip.name,
+        f"{good_zip.name}.old",
+    ]
+    assert file_sha256(out / f"{good_zip.name}.old") == before
 
 
 def test_download_says_when_the_file_there_and_the_fresh_one_are_both_bad(good_zip, tmp_path):
@@ -226,7 +237,9 @@ def test_stale_temps_are_removed_and_live_ones_kept(small_root, good_zip, tmp_pa
         kept = sorted([".tmp-mine", fsutil.temp_name("subset", pid=live.pid)])  # the user's; a live run's
         for name in kept:
             (folder / name).mkdir()
-        (folder / "tiny-imagenet-200.zip.part").write_bytes(b"partial")  # what an older version left
+        # What an older version left: not of our temporary names, so it may be the user's and stays.
+        (folder / "tiny-imagenet-200.zip.part").write_bytes(b"partial")
+        kept = sorted([*kept, "tiny-imagenet-200.zip.part"])
         for step in (
             lambda: download(good_zip, folder),
             lambda: extract(good_zip, folder),
@@ -351,7 +364,11 @@ def test_extract_when_another_process_finishes_first(good_zip, tmp_path, monkeyp
         original(self, path, members, pwd)
         other = out / "other-process"
         original(self, other, members, pwd)
-        (other / "synthetic-tiny-imagenet").rename(out / "synthetic-tiny-imagenet")  # it renames first
+        # It records its zip and renames first.
+        (other / "synthetic-tiny-imagenet" / ".source.json").write_text(
+            json.dumps(extract_module._zip_identity(good_zip))
+        )
+        (other / "synthetic-tiny-imagenet").rename(out / "synthetic-tiny-imagenet")
         other.rmdir()
 
     monkeypatch.setattr(zipfile.ZipFile, "extractall", racing)

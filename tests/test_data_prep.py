@@ -118,7 +118,7 @@ def test_download_over_http_end_to_end(served_zip, tmp_path):
     with _Server(folder) as url:
         got = download(f"{url}/{name}", tmp_path / "dl", sha256=sha, progress=False)
     assert got == tmp_path / "dl" / name and file_sha256(got) == sha
-    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [name]
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [f".{name}.source.json", name]  # and its record
     root = extract(got, tmp_path / "x")
     assert check(root)["train"]["classes"] in (10, 200)
 
@@ -205,8 +205,9 @@ def test_reorganise_val_keeps_originals_and_is_idempotent(synthetic_root, tmp_pa
     after = snapshot(root)
     assert {k: v for k, v in after.items() if k in before} == before
     annotations = tiny_imagenet.read_val_annotations(root)
-    for a in annotations:
-        assert (root / "val" / a.wnid / a.file).samefile(root / "val" / "images" / a.file)
+    for a in annotations:  # copies, not links: editing one never edits the other
+        copy, original = root / "val" / a.wnid / a.file, root / "val" / "images" / a.file
+        assert copy.read_bytes() == original.read_bytes() and not copy.samefile(original)
     assert reorganise_val(root) == 0 and snapshot(root) == after
 
 
