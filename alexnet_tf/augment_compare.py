@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_prep import fsutil
+
 from .augment import AugmentConfig, fast_augmenter, image_data_generator
 
 
@@ -79,5 +81,5 @@ def augmentation_figure(images, config: AugmentConfig = AugmentConfig(), samples
                 )
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        fsutil.save_figure(fig, path, dpi=110)
     return fig

@@ -322,7 +322,12 @@ def _run(args) -> int:
         from .run_folder import DiskFull
 
         if isinstance(err, OSError) and err.errno == errno.ENOSPC and not isinstance(err, DiskFull) and config:
-            err = f"{err.filename or 'the disk'}: out of disk space, so the run stopped; {_stopped(config)}"
+            from .run_folder import RunFolder, shown
+
+            # The file being written where the error names one in the run folder, else the folder.
+            folder = RunFolder(config).path
+            inside = err.filename and os.path.realpath(err.filename).startswith(os.path.realpath(folder) + os.sep)
+            err = f"{shown(err.filename if inside else folder)}: out of disk space, so the run stopped; {_stopped(config)}"
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)

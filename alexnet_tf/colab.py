@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from data_prep import fsutil
+
 REPO_URL = "https://github.com/alexnet-tf/alexnet-tf"
 DRIVE_MOUNT = "/content/drive"
 # Where the notebooks keep data and runs unless setup is told otherwise: these variables, else
@@ -76,7 +78,7 @@ def setup(
         base = Path(DRIVE_MOUNT) / "MyDrive" / drive_folder
         data_dir, runs_dir = base / "data", base / "runs"
         for folder in (data_dir, runs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            fsutil.make_folder(folder)
     quiet_tensorflow_logs()
     import keras
 

@@ -30,8 +30,9 @@ REFUSED = {
     }
 }
 # What a run folder's config.json holds beside the settings (alexnet_tf.run_folder): the data's
-# fingerprint and the Keras backend the run started on (a folder may lack either: older runs).
-RECORD_KEYS = ("data_fingerprint", "backend", "shared_images")
+# fingerprint, the Keras backend the run started on, and the folder's format (a folder may lack
+# any of them: older runs).
+RECORD_KEYS = ("data_fingerprint", "backend", "shared_images", "run_format")
 
 
 def setting(default=dataclasses.MISSING, help="", factory=None):

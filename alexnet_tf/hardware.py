@@ -213,3 +213,89 @@ def describe_device() -> tuple[str, bool]:
         f"CPU ({os.cpu_count()} cores, {'bfloat16: ' + ', '.join(bf16) if bf16 else 'no native bfloat16'}), "
         f"backend {backend}"
     ), False
+
+
+def processor_name(cpuinfo="/proc/cpuinfo") -> str:
+    """The GPU's name where the Keras backend trains on one, else the CPU's model name (from
+    /proc/cpuinfo; the platform's own word for it elsewhere)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        elif backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            if gpus:
+                return gpus[0].device_kind
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+    except (RuntimeError, ValueError):
+        pass
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def code_version(checkout=None) -> dict:
+    """What code runs: the git commit of the checkout this package lies in, and whether the
+    checkout had uncommitted changes (to tracked files); where there is no checkout (a pip
+    install), the package's version instead."""
+    import subprocess
+
+    checkout = Path(checkout or Path(__file__).resolve().parents[1])
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+
+    try:
+        if (checkout / ".git").exists():
+            return {
+                "commit": git("rev-parse", "HEAD"),
+                "uncommitted_changes": bool(git("status", "--porcelain", "-uno")),
+            }
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib import metadata
+
+    try:
+        return {"package_version": metadata.version("alexnet-tf")}
+    except metadata.PackageNotFoundError:
+        return {"package_version": "unknown"}
+
+
+def provenance() -> dict:
+    """The code and machine behind a run's numbers, for its metrics.json: ``code_version``, the
+    versions of Python, Keras, the backend's library and numpy, and the processor's name."""
+    import platform
+
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend)
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    try:
+        from importlib import metadata
+
+        versions[library] = metadata.version(library)
+    except Exception:  # noqa: BLE001 (an unusual install: the version is then unknown, not an error)
+        versions[library] = "unknown"
+    return {**code_version(), "versions": versions, "processor": processor_name()}

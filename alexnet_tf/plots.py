@@ -9,11 +9,12 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
+from data_prep import fsutil
+
 
 def _save(fig, path):
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fsutil.save_figure(fig, path, dpi=110, bbox_inches="tight")
     return fig
 
 

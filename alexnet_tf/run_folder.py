@@ -8,6 +8,8 @@
                       (latest.weights.h5, training_metadata.json) and the epoch before's
                       (previous.weights.h5, previous_metadata.json), to fall back on
     best.keras, model.keras, metrics.json, per_class_<split>.csv, figures/
+    models.json       what identifies each model file the run wrote: its sha256, class count and
+                      input shape, checked before the file is used (``open_finished``)
     evaluations/<name>/   evaluate's results on data other than the run's own
 
 This module alone reads and writes that layout. What it guarantees:
@@ -20,7 +22,10 @@ This module alone reads and writes that layout. What it guarantees:
   differences counted; evaluate writes into the run's own files only for the run's own images;
 - a broken backup falls back to the epoch before, saying so; broken models are named as such;
 - a full disk stops the run before a save that would not fit (``DiskFull``), with the last good
-  backup kept, so that the same command resumes once there is space.
+  backup kept, so that the same command resumes once there is space;
+- one model: ``open_finished`` checks the model file against the run's record (``models.json``)
+  before it is used, and refuses another model in one line, with nothing rewritten.
+Every file is written through ``data_prep.fsutil``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -49,6 +55,9 @@ except ImportError:  # Windows: no advisory locks; the run folder is then unguar
     fcntl = None
 
 MANIFEST_COLUMNS = ["file", "wnid", "class_index", "words", "split", "size", "sha256"]
+# config.json's "run_format": 2 for runs that record their models in models.json (older runs have
+# no such key, and are checked against config.json and the manifest instead).
+RUN_FORMAT = 2
 
 
 class RunFolderInUse(OSError):
@@ -126,6 +135,17 @@ class RunFolder:
         return self.path / "best.keras"
 
     @property
+    def models_file(self) -> Path:
+        return self.path / "models.json"
+
+    @property
+    def data_work_dir(self) -> Path:
+        """Where data for this run is extracted or generated: ``data/`` beside the runs folder that
+        holds the run folder now (as training puts it beside ``--runs-dir``), never a place read
+        from the run's records."""
+        return Path(os.path.abspath(self.path)).parent.parent / "data"
+
+    @property
     def figures(self) -> Path:
         return self.path / "figures"
 
@@ -187,13 +207,104 @@ class RunFolder:
         return pd.read_csv(path) if path.is_file() else None
 
     def write_metrics(self, metrics: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        fsutil.make_folder(self.path)
         fsutil.write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))
 
     def save_model(self, model) -> None:
         """The final model.keras, once the disk has room for it."""
         self.require_space(model, self.model_file, "the final model.keras")
-        model.save(self.model_file)
+        fsutil.save_model(model, self.model_file)
+
+    def record_models(self, model) -> None:
+        """models.json: what identifies each model file the run wrote (``model_record``), so that
+        any other file put in its place is refused before it is used."""
+        records = {f.name: model_record(f, model) for f in (self.model_file, self.best_file) if f.is_file()}
+        fsutil.write_text_atomically(self.models_file, json.dumps(records, indent=2))
+
+    # --- a finished run, opened for use ---------------------------------------------------------
+
+    @classmethod
+    def open_finished(cls, path, lock: str | None = None) -> FinishedRun:
+        """The finished run at ``path``, opened once for evaluate, predict, the notebooks and
+        Grad-CAM: refused while in training or unfinished, or where it lacks its files; with
+        ``lock`` (what a second process should do instead), locked for this process; its config
+        read, its class names read from its manifest, and its model checked against the run's
+        record (``check_model``) before it is loaded."""
+        run = cls.at(path)
+        run.require_finished()
+        run.require_files()
+        if lock is not None:
+            run.lock(way_out=lock)
+        try:
+            config = run.config()
+            manifest = run.manifest()
+            by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in manifest if int(r["class_index"]) >= 0}
+            classes = [by_index[i] for i in sorted(by_index)]
+            model = run.checked_model(config, len(classes))
+        except BaseException:
+            run.unlock()
+            raise
+        return FinishedRun(run, config, model, classes, manifest)
+
+    def checked_model(self, config: TrainConfig, num_classes: int, file: Path | None = None):
+        """``file`` (default model.keras) loaded, once it is the file the run's record names: its
+        sha256, class count and input shape, from models.json; a run made before models.json is
+        checked by class count (its manifest) and input shape (its config). A mismatch is refused
+        in one line naming the file, before anything is written."""
+        file = Path(file or self.model_file)
+        expected = {"classes": num_classes, "input_shape": [config.image_size, config.image_size, 3]}
+        record = None
+        if self.models_file.is_file():
+            records = json.loads(self.models_file.read_text())
+            record = records.get(file.name)
+            if record is None:
+                raise ValueError(f"{file}: {self.models_file} has no record of it; use the run's own model files")
+            if fsutil.file_sha256(file) != record["sha256"]:
+                load_saved_model(file)  # a file cut short, or one holding code, is named as such
+                raise ValueError(
+                    f"{file} is not the model this run saved (its sha256 differs from {self.models_file.name}'s "
+                    f"record): restore the run's own file, or train the run again; nothing was written"
+                )
+        elif self._recorded_format() >= RUN_FORMAT:
+            raise ValueError(f"{self.path} has no {self.models_file.name}, which this run wrote: restore it")
+        model = load_saved_model(file)
+        found = {"classes": int(model.output_shape[-1]), "input_shape": [int(d) for d in model.input_shape[1:]]}
+        for what, wanted in ({**expected, **(record or {})}).items():
+            if what in found and found[what] != wanted:
+                raise ValueError(
+                    f"{file} has {what.replace('_', ' ')} {found[what]}, but the run {self.path} has {wanted} "
+                    f"(its {'models.json' if record else 'config.json and manifest.csv'}): it is another model; "
+                    f"restore the run's own file; nothing was written"
+                )
+        return model
+
+    def _recorded_format(self) -> int:
+        try:
+            return int(json.loads(self.config_file.read_text()).get("run_format", 1))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 1
+
+    def require_finished(self) -> None:
+        """Refuse a run folder whose training is under way or stopped before its end, saying so (its
+        final model is missing, or not yet the final one, while the backup exists)."""
+        holder = self.holder()
+        if not self.resuming and (holder is None or self.model_file.is_file()):
+            return
+        try:
+            epochs = f" of {self.config().epochs}"
+        except (OSError, ValueError, AttributeError):  # AttributeError: no config.json
+            epochs = ""
+        epoch = self.backup_epoch()
+        progress = f"epoch {epoch}{epochs} done" if epoch is not None else "no epoch done yet"
+        if holder is not None:
+            raise RunFolderInUse(
+                f"{self.path} is still in training ({progress}; process {holder} is training it), so there is no "
+                f"final model to use yet: wait for the training to end, then run this again"
+            )
+        raise RunFolderInUse(
+            f"{self.path} is a run in training that stopped before its end ({progress}, no final model yet): run "
+            f"its train command again to finish it, then run this again"
+        )
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -281,9 +392,9 @@ class RunFolder:
         if fcntl is None:
             return self
         path = self._lock_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.make_folder(path.parent)
         while True:
-            handle = open(path, "a+")  # noqa: SIM115 (held open for the run: the lock lives as long as the file)
+            handle = fsutil.open_lock_file(path)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -352,7 +463,7 @@ class RunFolder:
 
     def unlock(self) -> None:
         if self._lock_file is not None:
-            self._lock_path.unlink(missing_ok=True)  # while still held, so no one locks a file on its way out
+            fsutil.remove_file(self._lock_path)  # while still held, so no one locks a file on its way out
             self._lock_file.close()  # closing releases the lock
             self._lock_file = None
 
@@ -399,8 +510,13 @@ class RunFolder:
                 return
         if not self.writer:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        record = {**json.loads(config.to_json()), "data_fingerprint": fingerprint, "backend": keras.backend.backend()}
+        fsutil.make_folder(self.path)
+        record = {
+            **json.loads(config.to_json()),
+            "data_fingerprint": fingerprint,
+            "backend": keras.backend.backend(),
+            "run_format": RUN_FORMAT,
+        }
         if shared_images:
             record["shared_images"] = shared_images
         fsutil.write_text_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True))
@@ -429,6 +545,7 @@ class RunFolder:
                 print(f"{failures[0]} does not load: resuming from the epoch before's backup, {self.backup / weights}")
             else:  # a background run's log shows where each part began
                 self.say(f"{shown(self.path)}: resuming from its backup after epoch {epoch}")
+            self._drop_history_after(epoch)
             return epoch
         if failures:
             raise ValueError(
@@ -437,17 +554,28 @@ class RunFolder:
             )
         return 0
 
+    def _drop_history_after(self, epoch: int) -> None:
+        """history.csv keeps the rows of the ``epoch`` epochs the backup holds, each once: the rows
+        written after it (an epoch whose backup was not written, a full disk) are redone now."""
+        if not self.writer or not self.history_file.is_file():
+            return
+        with open(self.history_file, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows or "epoch" not in rows[0]:
+            return
+        column = rows[0].index("epoch")
+        kept = [r for r in rows[1:] if r and int(float(r[column])) < epoch]  # Keras counts epochs from 0
+        if len(kept) != len(rows) - 1:
+            fsutil.write_rows(self.history_file, rows[0], kept)
+
     def callbacks(self, resuming: bool) -> list:
         """What writes the folder during fit, in order: the CSV row of an epoch is written before
         the backup that marks the epoch done. Empty for processes that do not write."""
         if not self.writer:
             return []
-        callbacks = [
-            keras.callbacks.CSVLogger(self.history_file, append=resuming),
-            _FiniteCheckpoint(self, self.best_file, monitor="val_accuracy", save_best_only=True),
-        ]
+        callbacks = [fsutil.csv_log(self.history_file, append=resuming), _BestModel(self, resuming)]
         if _tensorboard_available():
-            callbacks.append(keras.callbacks.TensorBoard(self.path / "logs"))
+            callbacks.append(fsutil.tensorboard_log(self.path / "logs"))
         return callbacks + [_EpochBackup(self)]
 
     def require_space(self, model, file: Path, what: str) -> None:
@@ -470,7 +598,7 @@ class RunFolder:
 
     def drop_backup(self) -> None:
         if self.writer:
-            shutil.rmtree(self.backup, ignore_errors=True)
+            fsutil.remove_tree(self.backup)
 
 
 _BACKUPS = (("latest.weights.h5", "training_metadata.json"), ("previous.weights.h5", "previous_metadata.json"))
@@ -507,35 +635,47 @@ class _EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not np.isfinite((logs or {}).get("loss", 0.0)):
             return  # a diverged epoch is never a point to resume from
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        fsutil.make_folder(self.backup_dir)
         (latest, latest_meta), (previous, previous_meta) = _BACKUPS
         self.run.require_space(self.model, self.backup_dir / latest, f"epoch {epoch + 1}'s backup")
-        tmp = self.backup_dir / f".tmp-{os.getpid()}.weights.h5"
-        with distribute.outside_distribution():
-            self.model.save_weights(tmp, overwrite=True)
-        tmp_meta = self.backup_dir / f".tmp-{os.getpid()}.json"
-        tmp_meta.write_text(json.dumps({"epoch": epoch + 1, "batch": 0}))
-        if (self.backup_dir / latest).is_file() and (self.backup_dir / latest_meta).is_file():
-            os.replace(self.backup_dir / latest, self.backup_dir / previous)
-            os.replace(self.backup_dir / latest_meta, self.backup_dir / previous_meta)
-        os.replace(tmp, self.backup_dir / latest)
-        os.replace(tmp_meta, self.backup_dir / latest_meta)
+        # Both files of the epoch complete under temporary names first, then renamed into place.
+        staged = self.backup_dir / fsutil.temp_name("staged", ".weights.h5")
+        staged_meta = self.backup_dir / fsutil.temp_name("staged", ".json")
+        try:
+            with distribute.outside_distribution():
+                fsutil.save_weights(self.model, staged)
+            fsutil.write_text_atomically(staged_meta, json.dumps({"epoch": epoch + 1, "batch": 0}))
+            if (self.backup_dir / latest).is_file() and (self.backup_dir / latest_meta).is_file():
+                fsutil.replace_file(self.backup_dir / latest, self.backup_dir / previous)
+                fsutil.replace_file(self.backup_dir / latest_meta, self.backup_dir / previous_meta)
+            fsutil.replace_file(staged, self.backup_dir / latest)
+            fsutil.replace_file(staged_meta, self.backup_dir / latest_meta)
+        finally:
+            fsutil.remove_file(staged)
+            fsutil.remove_file(staged_meta)
 
 
-class _FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that never saves an epoch whose loss is NaN or infinite: a diverged run
-    must not leave a best.keras that looks usable (its accuracy can look best by chance), nor
-    starts a save the disk has no room for."""
+class _BestModel(keras.callbacks.Callback):
+    """best.keras: the model of the epoch with the best val accuracy so far (a resumed run starts
+    from the best of its history), never of an epoch whose loss is NaN or infinite (a diverged
+    run must not leave a best.keras that looks usable), and never a save the disk has no room for."""
 
-    def __init__(self, run: RunFolder, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, run: RunFolder, resuming: bool):
+        super().__init__()
         self.run = run
+        history = run.history() if resuming else None
+        found = history["val_accuracy"].max() if history is not None and "val_accuracy" in history else None
+        self.best = float(found) if found is not None and np.isfinite(found) else -np.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        if np.isfinite((logs or {}).get("loss", 0.0)):
-            self.run.require_space(self.model, Path(self.filepath), "best.keras")
-            with distribute.outside_distribution():
-                super().on_epoch_end(epoch, logs)
+        logs = logs or {}
+        score = logs.get("val_accuracy")
+        if not np.isfinite(logs.get("loss", 0.0)) or score is None or not score > self.best:
+            return
+        self.run.require_space(self.model, self.run.best_file, "best.keras")
+        with distribute.outside_distribution():
+            fsutil.save_model(self.model, self.run.best_file)
+        self.best = float(score)
 
 
 def _tensorboard_available() -> bool:
@@ -588,12 +728,17 @@ def rows_fingerprint(rows) -> str:
 
 
 def write_manifest(path: Path, rows) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    fsutil.write_rows(path, MANIFEST_COLUMNS, ([r[c] for c in MANIFEST_COLUMNS] for r in rows))
+
+
+def model_record(path, model) -> dict:
+    """What identifies a saved model file: its sha256, class count and input shape (models.json's
+    entries, and the shipped network's record)."""
+    return {
+        "sha256": fsutil.file_sha256(path),
+        "classes": int(model.output_shape[-1]),
+        "input_shape": [int(d) for d in model.input_shape[1:]],
+    }
 
 
 def read_history(path):
@@ -650,3 +795,34 @@ def load_saved_model(path):
         raise ValueError(
             f"{path} is corrupt or not a Keras model ({type(err).__name__}); train the run again or restore the file"
         ) from None
+
+
+@dataclass
+class FinishedRun:
+    """A finished run opened once (``RunFolder.open_finished``): its folder, config, checked model,
+    classes (``(wnid, words)`` in the order of the model's outputs) and manifest rows. As a
+    context manager it releases the folder's lock, if it holds one."""
+
+    folder: RunFolder
+    config: TrainConfig
+    model: object
+    classes: list
+    manifest: list
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def class_names(self) -> list[str]:
+        return [wnid for wnid, _ in self.classes]
+
+    @property
+    def words(self) -> list[str]:
+        return [words for _, words in self.classes]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.folder.unlock()

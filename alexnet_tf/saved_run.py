@@ -13,20 +13,23 @@ import keras
 import numpy as np
 import pandas as pd
 
-from data_prep import prepare_dataset, tiny_imagenet
+from data_prep import fsutil, prepare_dataset, tiny_imagenet
+from data_prep.images import PHOTO_MAX_PIXELS
 
 from .config import TrainConfig, plain_name_problem
-from .data import class_descriptions, data_work_dir, decode_image, file_hashes, load_images, require_every_class
+from .data import class_descriptions, decode_image, file_hashes, load_images, require_every_class
 from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
 from .plots import evaluation_figures
 from .run_folder import (
     RunFolder,
-    RunFolderInUse,
     compare_manifests,
     describe_changes,
     manifest_rows,
     read_history,
 )
+
+# The formats ``evaluate --export`` writes (Keras' native zip, and the legacy HDF5).
+EXPORT_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 __all__ = [
     "RunResult",
@@ -34,7 +37,6 @@ __all__ = [
     "evaluate_saved",
     "finished_run",
     "load_run",
-    "open_finished",
     "predict_files",
     "read_history",
 ]
@@ -56,27 +58,28 @@ def finished_run(config: TrainConfig) -> RunResult | None:
 
 
 def load_run(run_dir) -> RunResult:
-    """A finished run folder as a RunResult (final model, history, metrics, per-class report)."""
-    run = RunFolder.at(run_dir)
-    metrics = run.metrics()
-    model = run.model()
-    return RunResult(run.path, model, run.history(), metrics, run.per_class(metrics.get("split", "val")))
+    """A finished run folder as a RunResult (final model, checked against the run's record;
+    history, metrics, per-class report)."""
+    run = RunFolder.open_finished(run_dir)
+    metrics = run.folder.metrics()
+    return RunResult(
+        run.path, run.model, run.folder.history(), metrics, run.folder.per_class(metrics.get("split", "val"))
+    )
 
 
 def evaluate_run(model, out: RunFolder, root, class_names, images, labels, tta=False, history=None, split="val"):
     """Metrics, per-class report and every figure of an evaluation into ``out`` (the run folder, or
     a separate evaluation's)."""
-    out.path.mkdir(parents=True, exist_ok=True)
+    fsutil.make_folder(out.path)
     probs = predict(model, images, tta=tta)
     names = class_descriptions(root, class_names)
     metrics, report, confusion = evaluate_predictions(labels, probs, class_names, names)
     pairs = confused_pairs(confusion, names)
     metrics["split"] = split
-    report.to_csv(out.per_class_file(split), index=False)
+    fsutil.write_csv(out.per_class_file(split), report, index=False)
     # The counts behind the confusion figure, readable and comparable without the model.
-    pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names).to_csv(
-        out.confusion_file(split)
-    )
+    confusion_table = pd.DataFrame(confusion, index=pd.Index(class_names, name="true"), columns=class_names)
+    fsutil.write_csv(out.confusion_file(split), confusion_table)
     evaluation_figures(out.figures, model, history, report, confusion, pairs, names, images, labels, probs, split)
     return metrics, report
 
@@ -89,56 +92,73 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     is refused unless ``name`` asks for a separate evaluation, written to ``evaluations/<name>/``.
     A split without labels (Tiny ImageNet's test images) cannot be scored: its predictions go to
     ``predictions_<split>.csv`` instead (see ``prediction_table``)."""
-    run = open_finished(run_dir)
-    config = run.config()
-    out = run if name is None else run.evaluation(_evaluation_name(name))
-    with _evaluation_lock(run, out, name):  # before predicting: the metrics and figures are written there
-        model = run.model()
-        root = prepare_dataset(data if data is not None else config.data, data_work_dir(config))
-        class_names = run.class_names()
+    if export is not None:
+        _require_export_path(export)  # before anything is evaluated or written
+    name = None if name is None else _evaluation_name(name)
+    folder = RunFolder.at(run_dir)
+    out = folder if name is None else folder.evaluation(name)
+    # The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
+    # under a lock of its own, so it may run beside another evaluation of the run.
+    with _writable(folder):
+        if name is None:
+            way_out = f"pass --as NAME for a separate evaluation, written to {folder.evaluation('NAME').path}"
+            run = RunFolder.open_finished(run_dir, lock=way_out)  # before predicting: results are written there
+        else:
+            run = RunFolder.open_finished(run_dir)
+            out.lock(way_out="pass another --as NAME")
+    with run, out:
+        config, model, class_names = run.config, run.model, run.class_names
+        # Data named by a path that the run recorded is only read; what is extracted or generated
+        # goes beside the runs folder that holds the run now.
+        root = prepare_dataset(data if data is not None else config.data, run.folder.data_work_dir)
         files, labels = _split_images(root, split, class_names)
-        recorded = [r for r in run.manifest() if r["split"] == split]
+        recorded = [r for r in run.manifest if r["split"] == split]
         if name is None and (recorded or data is not None):
-            _require_run_images(run, recorded, root, files, labels, class_names, split)
+            _require_run_images(run.folder, recorded, root, files, labels, class_names, split)
         images = load_images(files, config.image_size)
         tta = config.tta if tta is None else tta
         if np.all(labels < 0):
             metrics = _write_predictions(out, model, root, files, images, class_names, split, tta)
         else:
-            history = run.history() if name is None else None
+            history = run.folder.history() if name is None else None
             metrics, _ = evaluate_run(model, out, root, class_names, images, labels, tta, history, split)
             if name is not None:
                 metrics.update(data=str(Path(root).resolve()), images=len(files))
                 out.write_metrics(metrics)
-        if export:
-            model.save(export)  # a path ending in .h5 writes the legacy HDF5 format
+        if export is not None:
+            fsutil.save_model(model, export, new=True, way_out=EXPORT_WAY_OUT)  # .h5: the legacy HDF5 format
     return metrics
 
 
-def open_finished(run_dir) -> RunFolder:
-    """The finished run folder at ``run_dir``, refused (saying why) while in training or unfinished,
-    and where it lacks the files evaluate and predict read."""
-    run = RunFolder.at(run_dir)
-    _require_finished(run)
-    run.require_files()
-    return run
+EXPORT_WAY_OUT = "give --export a new file name, or move that file away first"
 
 
-def _evaluation_lock(run: RunFolder, out: RunFolder, name) -> RunFolder:
-    """``out`` locked: for the run's own files, the run folder's lock. A separate evaluation writes
-    only its own folder, under a lock of its own, so it may run beside another evaluation of the
-    run. Either is refused, saying so, where the run folder cannot be written."""
-    if name is None:
-        way_out = f"pass --as NAME for a separate evaluation, written to {run.evaluation('NAME').path}"
-    else:
-        way_out = "pass another --as NAME"
-    try:
-        return out.lock(way_out=way_out)
-    except PermissionError:
-        raise PermissionError(
-            f"cannot write to the run folder {run.path}: evaluate writes its metrics and figures "
-            f"there. Copy the folder somewhere writable and evaluate the copy"
-        ) from None
+def _require_export_path(export) -> None:
+    """``evaluate --export``'s path: a new file, of a format Keras writes, in a folder that exists."""
+    export = Path(export)
+    if export.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ValueError(f"--export {export}: give a path ending in {', '.join(EXPORT_SUFFIXES)}")
+    fsutil.refuse_existing(export, EXPORT_WAY_OUT)
+    if not export.parent.is_dir():
+        raise FileNotFoundError(f"--export {export}: the folder {export.parent} does not exist; create it first")
+
+
+class _writable:
+    """Turn a PermissionError from locking the run folder into one line saying what to do."""
+
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is PermissionError:
+            raise PermissionError(
+                f"cannot write to the run folder {self.folder.path}: evaluate writes its metrics and figures "
+                f"there. Copy the folder somewhere writable and evaluate the copy"
+            ) from None
+        return False
 
 
 def _split_images(root, split, class_names) -> tuple[list, np.ndarray]:
@@ -161,9 +181,9 @@ def _write_predictions(out: RunFolder, model, root, files, images, class_names, 
         class_names,
         class_descriptions(root, class_names),
     )
-    out.path.mkdir(parents=True, exist_ok=True)
+    fsutil.make_folder(out.path)
     path = out.predictions_file(split)
-    table.to_csv(path, index=False)
+    fsutil.write_csv(path, table, index=False)
     print(f"{split}: {len(files)} images without labels, so no score; their predictions: {path}")
     return {"split": split, "images": len(files), "predictions": str(path)}
 
@@ -172,29 +192,6 @@ def _evaluation_name(name: str) -> str:
     if plain_name_problem(name) is not None or name.startswith("."):
         raise ValueError(f"--as {name!r}: give a plain name for the evaluation's folder, e.g. --as other-val")
     return name
-
-
-def _require_finished(run: RunFolder) -> None:
-    """Refuse a run folder whose training is under way or stopped before its end, saying so (its
-    final model is missing, or not yet the final one, while the backup exists)."""
-    holder = run.holder()
-    if not run.resuming and (holder is None or run.model_file.is_file()):
-        return
-    try:
-        epochs = f" of {run.config().epochs}"
-    except (OSError, ValueError, AttributeError):  # AttributeError: no config.json
-        epochs = ""
-    epoch = run.backup_epoch()
-    progress = f"epoch {epoch}{epochs} done" if epoch is not None else "no epoch done yet"
-    if holder is not None:
-        raise RunFolderInUse(
-            f"{run.path} is still in training ({progress}; process {holder} is training it), so there is no final "
-            f"model to use yet: wait for the training to end, then run this again"
-        )
-    raise RunFolderInUse(
-        f"{run.path} is a run in training that stopped before its end ({progress}, no final model yet): run its "
-        f"train command again to finish it, then run this again"
-    )
 
 
 def _unreadable(path, err) -> str:
@@ -229,10 +226,8 @@ def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
     ``top{k}_probability`` beside ``top{k}``. Files that are missing or do not decode are named:
     with ``failed`` (a list) each is appended to it as one line and the others are predicted;
     without it, one ValueError names them all."""
-    run = open_finished(run_dir)
-    config = run.config()
-    model = run.model()
-    class_names, words = (list(column) for column in zip(*run.classes()))
+    run = RunFolder.open_finished(run_dir)
+    config, model, class_names, words = run.config, run.model, run.class_names, run.words
     decoded = _decode_files(files, config.image_size, failed)
     if not decoded:
         return pd.DataFrame()
@@ -253,7 +248,7 @@ def _decode_files(files, image_size, failed=None) -> list:
     decoded, problems = [], []
     for f in files:
         try:
-            decoded.append((f, decode_image(f, image_size)))
+            decoded.append((f, decode_image(f, image_size, max_pixels=PHOTO_MAX_PIXELS)))
         except (tiny_imagenet.DataFormatError, OSError) as err:
             problems.append(_unreadable(f, err))
     if problems and failed is None:

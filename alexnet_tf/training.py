@@ -22,7 +22,7 @@ from .augment import training_augmentation
 from .config import TrainConfig
 from .data import load_data
 from .feed import fit_feed
-from .hardware import describe_device
+from .hardware import describe_device, provenance
 from .keras_internals import random_stream_variables
 from .model import build_model, compile_model
 from .run_folder import RunFolder, shown
@@ -194,13 +194,15 @@ def finish(run: RunFolder, model, data, config: TrainConfig, dist, facts: dict) 
         return RunResult(run.path, model, pd.DataFrame(), {}, None)
     history = run.history()
     run.save_model(model)
+    run.record_models(model)
     if config.distribute == "data-parallel":
         # Its weights live on every device of every process; process 0 evaluates a local copy alone.
         model = run.model()
     metrics, report = evaluate_run(
         model, run, data.root, data.class_names, data.x_val, data.y_val, config.tta, history, data.val_split
     )
-    metrics.update(epochs=len(history), train_images=len(data.x_train), **facts)
+    # "code": what made the numbers (not part of the run's identity, so not in config.json).
+    metrics.update(epochs=len(history), train_images=len(data.x_train), **facts, code=provenance())
     run.write_metrics(metrics)
     run.drop_backup()  # last: a kill before this point resumes into the evaluation again
     print(

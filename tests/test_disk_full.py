@@ -100,7 +100,7 @@ def test_the_final_model_is_not_written_without_room_for_it(synthetic_root, tmp_
     run = RunFolder(config)
     # Room for everything of the epoch; none once its backup holds it (the final model comes next).
     fake_free(monkeypatch, lambda path: 0 if (run.backup / "training_metadata.json").is_file() else 10**12)
-    monkeypatch.setattr(run_folder._FiniteCheckpoint, "on_epoch_end", lambda self, epoch, logs=None: None)
+    monkeypatch.setattr(run_folder._BestModel, "on_epoch_end", lambda self, epoch, logs=None: None)
     with pytest.raises(DiskFull, match="the final model.keras.*holds epoch 1"):
         train(config, verbose=0)
     assert not (run.path / "model.keras").exists() and run.backup.is_dir()
