@@ -236,9 +236,9 @@ def test_the_backend_pins_are_the_ones_ci_and_the_readme_install():
         assert pin in requirements
     torch = hardware.BACKEND_PACKAGES["torch"]
     assert f"pip install -q {torch}" in (REPO / ".ci" / "run").read_text()
-    readme = (REPO / "README.md").read_text()
-    assert f"pip install {torch}" in readme
-    assert not re.search(r"pip install torch(?!==)", readme)  # one way to install it, the pinned one
+    docs = "".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    assert f"pip install {torch}" in docs
+    assert not re.search(r"pip install torch(?!==)", docs)  # one way to install it, the pinned one
 
 
 # --- SIGTERM, as Ctrl-C -------------------------------------------------------------------------------

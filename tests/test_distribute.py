@@ -278,8 +278,8 @@ def test_readme_launch_recipes_parse():
 
     from alexnet_tf.cli import build_parser, config_from_args
 
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"### Training on several GPUs or machines.*?```bash\n(.*?)```", readme, re.DOTALL).group(1)
+    page = (REPO / "docs" / "backends.md").read_text()
+    block = re.search(r"## Training on several GPUs or machines.*?```bash\n(.*?)```", page, re.DOTALL).group(1)
     text = block.replace("\\\n", " ")
     # What the shell and Slurm fill in, for one of the processes.
     text = re.sub(r"\$\(scontrol[^)]*\)", "node1", text)

@@ -46,7 +46,8 @@ def missing_records(names, tracked) -> list[str]:
 def test_every_run_the_docs_name_is_in_git():
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    text = (REPO / "README.md").read_text() + (REPO / "benchmarks" / "RESULTS.md").read_text()
+    pages = [REPO / "README.md", REPO / "benchmarks" / "RESULTS.md", *sorted((REPO / "docs").glob("*.md"))]
+    text = "".join(p.read_text() for p in pages)
     assert missing_records(mentioned_runs(text), tracked_files()) == []
 
 
