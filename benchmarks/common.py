@@ -49,3 +49,36 @@ def print_ratio_table(columns, best, unit="images/s"):
     print("|" + "---|" * (len(columns) + 2))
     for setting, value in best.items():
         print(f"| {' | '.join(map(str, setting))} | {value:.0f} | {value / best[first]:.2f}x |")
+
+
+def train_missing(commands, runs_dir) -> int:
+    """A study's runs, one after another: ``commands`` maps each run folder's name to its train
+    command; a finished run (its metrics.json written) is skipped, and a stopped one resumes.
+    Each run's output goes to ``<runs_dir>/<name>.log``. Exit status 1 if any run failed."""
+    import subprocess
+
+    failed = []
+    for name, command in commands.items():
+        if (Path(runs_dir) / name / "metrics.json").is_file():
+            continue
+        log = Path(runs_dir) / f"{name}.log"
+        print(f"{name}: training (log: {log})", flush=True)
+        with open(log, "a") as out:  # a resumed run appends to its log
+            code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
+        if code:
+            failed.append(name)
+            print(f"{name}: exit {code}; see {log}", flush=True)
+    return 1 if failed else 0
+
+
+def study_parser(description, proxy):
+    """The command line of a study on a proxy folder: data, run, table or commands."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["data", "run", "table", "commands"])
+    parser.add_argument("names", nargs="*", help="runs to train (default: every missing one, in order)")
+    parser.add_argument("--source", default="data/tiny-imagenet-200", help="the Tiny ImageNet folder (step data)")
+    parser.add_argument("--data", default=f"data/{proxy}", help=f"the proxy's folder (default: data/{proxy})")
+    parser.add_argument("--runs-dir", default="runs", help="where the run folders go (default: runs)")
+    return parser

@@ -21,13 +21,13 @@ Each run is an ordinary run folder: a stopped one resumes when ``run`` is starte
 Records: ``save_run_records.py`` of each folder.
 """
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+from common import study_parser, train_missing
 
 PROXY = "proxy20x200"
 SUBSET = ["--classes", "random:20", "--split", "200/50/0", "--seed", "0"]
@@ -106,18 +106,7 @@ def finished(runs_dir, name) -> bool:
 
 
 def run(names, data, runs_dir) -> int:
-    failed = []
-    for name in names:
-        if finished(runs_dir, name):
-            continue
-        log = Path(runs_dir) / f"{PROXY}-{name}.log"
-        print(f"{name}: training (log: {log})", flush=True)
-        with open(log, "a") as out:  # a resumed run appends to its log
-            code = subprocess.call(command(name, data, runs_dir), stdout=out, stderr=subprocess.STDOUT)
-        if code:
-            failed.append(name)
-            print(f"{name}: exit {code}; see {log}", flush=True)
-    return 1 if failed else 0
+    return train_missing({f"{PROXY}-{name}": command(name, data, runs_dir) for name in names}, runs_dir)
 
 
 def table(runs_dir) -> str:
@@ -179,12 +168,7 @@ def table(runs_dir) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["data", "run", "table", "commands"])
-    parser.add_argument("names", nargs="*", help="runs to train (default: every missing one, in order)")
-    parser.add_argument("--source", default="data/tiny-imagenet-200", help="the Tiny ImageNet folder (step data)")
-    parser.add_argument("--data", default=f"data/{PROXY}", help=f"the proxy's folder (default: data/{PROXY})")
-    parser.add_argument("--runs-dir", default="runs", help="where the run folders go (default: runs)")
+    parser = study_parser(__doc__, PROXY)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(RUNS))
     if unknown:
