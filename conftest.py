@@ -36,6 +36,18 @@ def checkout_state() -> set[str] | None:
     return {line for line in out.splitlines() if not any(part in OWN for part in Path(line[3:]).parts)}
 
 
+# Notebooks whose cells take over 20 s (nbval's items carry no markers of their own).
+SLOW_NOTEBOOKS = ("06_experiments.ipynb",)
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        if Path(str(item.fspath)).name in SLOW_NOTEBOOKS:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionstart(session):
     session.config.stash_checkout = checkout_state()
 

@@ -63,6 +63,7 @@ print("RESULT " + json.dumps({
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_quick_preset_trains_resumes_and_reloads_without_tensorflow(backend, synthetic_root, tmp_path):
     if importlib.util.find_spec(backend) is None:

@@ -67,6 +67,7 @@ def run_old(old_code, config, stop_after=None):
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=old_code)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synthetic_root, tmp_path):
     config = TrainConfig(
         data=str(synthetic_root),
@@ -91,6 +92,7 @@ def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synt
     assert evaluate_saved(run_dir)["top1_accuracy"] == pytest.approx(result.metrics["top1_accuracy"])
 
 
+@pytest.mark.slow
 def test_a_finished_run_of_the_old_code_loads_and_evaluates(old_code, synthetic_root, tmp_path):
     config = TrainConfig(
         data=str(synthetic_root),

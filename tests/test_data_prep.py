@@ -113,6 +113,7 @@ def served_zip(tmp_path_factory, synthetic_root):
     return folder, name, file_sha256(folder / name)
 
 
+@pytest.mark.slow
 def test_download_over_http_end_to_end(served_zip, tmp_path):
     folder, name, sha = served_zip
     with _Server(folder) as url:

@@ -132,6 +132,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_ends_in_one_line_and_the_run_resumes_once_there_is_space(synthetic_root, small_disk):
     from alexnet_tf.model import alexnet_model
 

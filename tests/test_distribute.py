@@ -98,6 +98,7 @@ def two_devices(synthetic_root, tmp_path_factory):
     return report, pd.read_csv(os.path.join(report["run_dir"], "history.csv"))
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model(synthetic_root, tmp_path, two_devices):
     reference, reference_history = two_devices
     reports = train_data_parallel(synthetic_root, tmp_path, processes=2)
@@ -124,6 +125,7 @@ def test_two_processes_train_one_model(synthetic_root, tmp_path, two_devices):
     assert by_process[1]["metrics"] == {}
 
 
+@pytest.mark.slow
 def test_two_devices_train_as_one_device_does(synthetic_root, tmp_path, two_devices):
     reference, reference_history = two_devices
     [report] = train_data_parallel(synthetic_root, tmp_path)
@@ -139,6 +141,7 @@ def test_two_devices_train_as_one_device_does(synthetic_root, tmp_path, two_devi
         np.testing.assert_allclose(history[column], reference_history[column], rtol=2e-2, err_msg=column)
 
 
+@pytest.mark.slow
 def test_killing_every_process_and_starting_again_resumes(synthetic_root, tmp_path):
     port = free_port()
     command = [

@@ -40,6 +40,7 @@ def test_matching_weights_skip_the_classifier(tmp_path):
     np.testing.assert_array_equal(again.get_layer("fc7").get_weights()[0], source.get_layer("fc7").get_weights()[0])
 
 
+@pytest.mark.slow
 def test_grid_search_and_lrn_ablation(tiny):
     table = grid_search(tiny, {"learning_rate": [1e-3, 3e-3], "lrn": [True]})
     assert len(table) == 2 and set(table["learning_rate"]) == {1e-3, 3e-3}
@@ -54,6 +55,7 @@ def test_cross_validate(tiny, synthetic_root, tmp_path):
     assert list(table["fold"]) == [0, 1] and table["top1_accuracy"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_transfer_freezes_then_fine_tunes(tiny, synthetic_root):
     classes = dataset_classes(synthetic_root)
     table = transfer(tiny.replace(classes=classes[2:]), tiny.replace(classes=classes[:2]), head_epochs=1)
