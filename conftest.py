@@ -20,8 +20,9 @@ if "ALEXNET_TF_RUNS_DIR" not in os.environ or "ALEXNET_TF_DATA_DIR" not in os.en
     os.environ.setdefault("ALEXNET_TF_RUNS_DIR", str(_SCRATCH / "runs"))
 
 REPO = Path(__file__).resolve().parent
-# What pytest itself leaves, and Python's bytecode: allowed to appear.
+# What pytest itself leaves, Python's bytecode and coverage's data (under `coverage run`): allowed to appear.
 OWN = (".pytest_cache", "__pycache__")
+OWN_PREFIXES = (".coverage",)
 
 
 def checkout_state() -> set[str] | None:
@@ -33,7 +34,11 @@ def checkout_state() -> set[str] | None:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {line for line in out.splitlines() if not any(part in OWN for part in Path(line[3:]).parts)}
+    return {
+        line
+        for line in out.splitlines()
+        if not any(part in OWN or part.startswith(OWN_PREFIXES) for part in Path(line[3:]).parts)
+    }
 
 
 # Notebooks whose cells take over 20 s (nbval's items carry no markers of their own).
