@@ -26,11 +26,16 @@ OWN_PREFIXES = (".coverage",)
 
 
 def checkout_state() -> set[str] | None:
-    """``git status --porcelain --ignored`` of the checkout, less pytest's and Python's own caches
+    """``git status --porcelain --ignored`` of the checkout, file by file (a new file inside an
+    existing data/ or runs/ shows too), less pytest's and Python's own caches and coverage's data
     (None where this is no git checkout)."""
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -183,14 +183,12 @@ class RunFolder:
         """manifest.csv's rows: every image the run used."""
         return read_manifest(self.manifest_file)
 
-    def classes(self) -> list[tuple[str, str]]:
-        """``(wnid, words)`` of each class, in the order of the model's outputs."""
-        by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in self.manifest()}
+    def classes(self, manifest: list[dict] | None = None) -> list[tuple[str, str]]:
+        """``(wnid, words)`` of each class, in the order of the model's outputs, from ``manifest``'s
+        rows (default: manifest.csv's); unlabelled images (class index -1) name no class."""
+        rows = self.manifest() if manifest is None else manifest
+        by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in rows if int(r["class_index"]) >= 0}
         return [by_index[i] for i in sorted(by_index)]
-
-    def class_names(self) -> list[str]:
-        """The wnids of the run's classes, in the order of the model's outputs."""
-        return [wnid for wnid, _ in self.classes()]
 
     def history(self):
         """history.csv (``read_history``); None where the folder has none."""
@@ -224,34 +222,26 @@ class RunFolder:
     # --- a finished run, opened for use ---------------------------------------------------------
 
     @classmethod
-    def open_finished(cls, path, lock: str | None = None) -> FinishedRun:
+    def open_finished(cls, path) -> FinishedRun:
         """The finished run at ``path``, opened once for evaluate, predict, the notebooks and
-        Grad-CAM: refused while in training or unfinished, or where it lacks its files; with
-        ``lock`` (what a second process should do instead), locked for this process; its config
-        read, its class names read from its manifest, and its model checked against the run's
-        record (``check_model``) before it is loaded."""
+        Grad-CAM: refused while in training or unfinished, or where it lacks its files; its config
+        read, its manifest read once (its class names with it), and its model checked against the
+        run's record (``checked_model``) before it is used. A caller that writes into the folder
+        locks it (``FinishedRun.folder.lock``; the FinishedRun unlocks it as a context manager)."""
         run = cls.at(path)
         run.require_finished()
         run.require_files()
-        if lock is not None:
-            run.lock(way_out=lock)
-        try:
-            config = run.config()
-            manifest = run.manifest()
-            by_index = {int(r["class_index"]): (r["wnid"], r["words"]) for r in manifest if int(r["class_index"]) >= 0}
-            classes = [by_index[i] for i in sorted(by_index)]
-            model = run.checked_model(config, len(classes))
-        except BaseException:
-            run.unlock()
-            raise
-        return FinishedRun(run, config, model, classes, manifest)
+        config = run.config()
+        manifest = run.manifest()
+        classes = run.classes(manifest)
+        return FinishedRun(run, config, run.checked_model(config, len(classes)), classes, manifest)
 
-    def checked_model(self, config: TrainConfig, num_classes: int, file: Path | None = None):
-        """``file`` (default model.keras) loaded, once it is the file the run's record names: its
-        sha256, class count and input shape, from models.json; a run made before models.json is
-        checked by class count (its manifest) and input shape (its config). A mismatch is refused
-        in one line naming the file, before anything is written."""
-        file = Path(file or self.model_file)
+    def checked_model(self, config: TrainConfig, num_classes: int):
+        """model.keras loaded, once it is the file the run's record names: its sha256, class count
+        and input shape, from models.json; a run made before models.json is checked by class count
+        (its manifest) and input shape (its config). A mismatch is refused in one line naming the
+        file, before anything is written."""
+        file = self.model_file
         expected = {"classes": num_classes, "input_shape": [config.image_size, config.image_size, 3]}
         record = None
         if self.models_file.is_file():
@@ -419,6 +409,9 @@ class RunFolder:
         handle.write(str(os.getpid()))
         handle.flush()
         self._lock_file = handle
+        # What a killed writer left half-written (a model's or a backup's temporary file), now that no one writes.
+        fsutil.remove_stale_temps(self.path)
+        fsutil.remove_stale_temps(self.backup)
         return self
 
     def holder(self) -> str | None:
@@ -564,8 +557,9 @@ class RunFolder:
         if not rows or "epoch" not in rows[0]:
             return
         column = rows[0].index("epoch")
-        kept = [r for r in rows[1:] if r and int(float(r[column])) < epoch]  # Keras counts epochs from 0
-        if len(kept) != len(rows) - 1:
+        last = {int(float(r[column])): r for r in rows[1:] if r}  # an epoch written twice by older code: the last
+        kept = [last[e] for e in sorted(last) if e < epoch]  # Keras counts epochs from 0
+        if kept != rows[1:]:
             fsutil.write_rows(self.history_file, rows[0], kept)
 
     def callbacks(self, resuming: bool) -> list:
@@ -663,7 +657,8 @@ class _BestModel(keras.callbacks.Callback):
     def __init__(self, run: RunFolder, resuming: bool):
         super().__init__()
         self.run = run
-        history = run.history() if resuming else None
+        # A resumed run's best so far, if its best.keras is there to beat.
+        history = run.history() if resuming and run.best_file.is_file() else None
         found = history["val_accuracy"].max() if history is not None and "val_accuracy" in history else None
         self.best = float(found) if found is not None and np.isfinite(found) else -np.inf
 

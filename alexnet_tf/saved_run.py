@@ -95,18 +95,22 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     if export is not None:
         _require_export_path(export)  # before anything is evaluated or written
     name = None if name is None else _evaluation_name(name)
-    folder = RunFolder.at(run_dir)
-    out = folder if name is None else folder.evaluation(name)
+    run = RunFolder.open_finished(run_dir)
     # The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
     # under a lock of its own, so it may run beside another evaluation of the run.
-    with _writable(folder):
-        if name is None:
-            way_out = f"pass --as NAME for a separate evaluation, written to {folder.evaluation('NAME').path}"
-            run = RunFolder.open_finished(run_dir, lock=way_out)  # before predicting: results are written there
-        else:
-            run = RunFolder.open_finished(run_dir)
-            out.lock(way_out="pass another --as NAME")
-    with run, out:
+    out = run.folder if name is None else run.folder.evaluation(name)
+    if name is None:
+        way_out = f"pass --as NAME for a separate evaluation, written to {run.folder.evaluation('NAME').path}"
+    else:
+        way_out = "pass another --as NAME"
+    try:
+        out.lock(way_out=way_out)  # before predicting: the results are written there
+    except PermissionError as err:
+        raise PermissionError(
+            f"cannot write to the run folder {run.path} ({err}): evaluate writes its metrics and figures "
+            f"there. Copy the folder somewhere writable and evaluate the copy"
+        ) from None
+    with out:
         config, model, class_names = run.config, run.model, run.class_names
         # Data named by a path that the run recorded is only read; what is extracted or generated
         # goes beside the runs folder that holds the run now.
@@ -136,29 +140,11 @@ EXPORT_WAY_OUT = "give --export a new file name, or move that file away first"
 def _require_export_path(export) -> None:
     """``evaluate --export``'s path: a new file, of a format Keras writes, in a folder that exists."""
     export = Path(export)
-    if export.suffix.lower() not in EXPORT_SUFFIXES:
+    if export.suffix not in EXPORT_SUFFIXES:  # Keras reads the format from the suffix, case and all
         raise ValueError(f"--export {export}: give a path ending in {', '.join(EXPORT_SUFFIXES)}")
     fsutil.refuse_existing(export, EXPORT_WAY_OUT)
     if not export.parent.is_dir():
         raise FileNotFoundError(f"--export {export}: the folder {export.parent} does not exist; create it first")
-
-
-class _writable:
-    """Turn a PermissionError from locking the run folder into one line saying what to do."""
-
-    def __init__(self, folder: RunFolder):
-        self.folder = folder
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if kind is PermissionError:
-            raise PermissionError(
-                f"cannot write to the run folder {self.folder.path}: evaluate writes its metrics and figures "
-                f"there. Copy the folder somewhere writable and evaluate the copy"
-            ) from None
-        return False
 
 
 def _split_images(root, split, class_names) -> tuple[list, np.ndarray]:

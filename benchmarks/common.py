@@ -57,6 +57,7 @@ def train_missing(commands, runs_dir) -> int:
     Each run's output goes to ``<runs_dir>/<name>.log``. Exit status 1 if any run failed."""
     import subprocess
 
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)  # for the logs beside the run folders
     failed = []
     for name, command in commands.items():
         if (Path(runs_dir) / name / "metrics.json").is_file():

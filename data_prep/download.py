@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 from .extract import check_zip
@@ -72,15 +74,13 @@ def download(source=OFFICIAL_URL, out_dir="data", sha256=None, progress=True) ->
         if _is_what_was_asked(target, source, is_url, sha256):
             _verify(target, sha256, target)
             return target
-        try:
-            check_zip(target)
-        except DataFormatError as err:
-            problem = err  # broken: moved aside below, once a good copy is here
-        else:
+        problem = _broken_zip(target)  # broken: moved aside below, once a good copy is here
+        if problem is None:
             raise FileExistsError(
                 f"{target} already exists and is not {'the zip at ' if is_url else ''}{source}"
                 f"{'' if sha256 or not is_url else ' as far as can be told (no --sha256, no record of downloading it)'}"
-                f"; it is left as it is: move it away, or give --out another folder"
+                f"; it is left as it is: move it away, give --out another folder"
+                f"{'' if sha256 else ', or pass --sha256 of the zip you want (a file with that hash is used)'}"
             )
     try:
         with atomic_file(target) as part:
@@ -99,6 +99,17 @@ def download(source=OFFICIAL_URL, out_dir="data", sha256=None, progress=True) ->
         raise type(err)(f"{err}; also {target}, already there, is bad ({problem}): delete it") from None
     write_text_atomically(_record(target), json.dumps({"source": str(source), "sha256": file_sha256(target)}))
     return target
+
+
+def _broken_zip(path: Path) -> str | None:
+    """Why ``path`` is not a complete zip file (a cut download), or None: a complete zip of any
+    content is someone's file, never "broken"."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, OSError) as err:
+        return f"not a complete zip file ({err})"
+    return None if bad is None else f"{bad} fails its CRC check"
 
 
 def _record(target: Path) -> Path:

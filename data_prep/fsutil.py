@@ -64,13 +64,16 @@ def copy_file(src: Path, dst: Path, link: bool = False) -> None:
     shutil.copystat(src, dst)
 
 
-def confined(path, folder, what: str) -> Path:
-    """``path`` resolved (symlinks followed); a ValueError naming ``what`` unless it lies inside
-    ``folder`` (also resolved): a path built from input never leads outside the folder it belongs to."""
-    resolved, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+def confined(path, folder, what: str, follow_symlinks: bool = True) -> Path:
+    """``path``, resolved; a ValueError naming ``what`` unless it lies inside ``folder``: a path
+    built from input never leads outside the folder it belongs to. ``follow_symlinks``: judge where
+    symlinks lead (a place to write); without it, judge the names alone ('..', an absolute path),
+    for files that are only read from a dataset whose folders may be links to another disk."""
+    resolve = os.path.realpath if follow_symlinks else os.path.abspath
+    resolved, root = Path(resolve(path)), Path(resolve(folder))
     if resolved != root and root not in resolved.parents:
         raise ValueError(f"{what} leads outside {folder} (to {resolved}); refused, nothing was written")
-    return resolved
+    return Path(path)
 
 
 def make_folder(path) -> Path:
@@ -97,15 +100,19 @@ def replace_file(src, dst) -> None:
 
 def move_aside(path) -> Path:
     """Rename ``path`` (a file that is in the way, e.g. a broken download) to the first free name
-    ``<name>.old``, ``<name>.old-2``, ...; returns that name, for the message that gives it."""
+    ``<name>.old``, ``<name>.old-2``, ...; returns that name, for the message that gives it. The new
+    name is taken with a hard link, which fails rather than replace a file that appeared meanwhile."""
     path = Path(path)
     n = 1
     while True:
         aside = path.with_name(f"{path.name}.old" + (f"-{n}" if n > 1 else ""))
-        if not os.path.lexists(aside):
-            os.rename(path, aside)
-            return aside
-        n += 1
+        try:
+            os.link(path, aside)
+        except FileExistsError:
+            n += 1
+            continue
+        os.unlink(path)
+        return aside
 
 
 def refuse_existing(path, way_out: str) -> None:
@@ -128,8 +135,15 @@ def atomic_file(path, new: bool = False, way_out: str = "give another path, or m
     try:
         yield tmp
         if new:
-            refuse_existing(path, way_out)  # appeared while we wrote
-        os.replace(tmp, path)
+            try:  # a link fails, where a rename would replace, if the file appeared while we wrote
+                os.link(tmp, path)
+            except FileExistsError:
+                refuse_existing(path, way_out)
+            except OSError:  # a file system without hard links
+                refuse_existing(path, way_out)
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -203,8 +217,8 @@ def save_weights(model, path) -> None:
 def extract_members(archive, members, folder: Path) -> None:
     """Extract the zip ``archive``'s ``members`` into ``folder`` (a temporary folder the caller
     renames into place), refusing any member that would land outside it."""
-    for name in members:
-        confined(folder / name, folder, f"zip member {name!r}")
+    for name in members:  # by name: nothing is extracted yet, so there is no link to follow
+        confined(folder / name, folder, f"zip member {name!r}", follow_symlinks=False)
     archive.extractall(folder, members)
 
 

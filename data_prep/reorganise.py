@@ -32,7 +32,7 @@ def _write_class_folders(root: Path, target_root: Path, groups: dict[str, list[P
             # exist_ok: a process running the same step at once may finish this folder first.
             with atomic_dir(target, exist_ok=True) as tmp:
                 for src in groups[name]:
-                    copy_file(confined(src, root, f"image {src}"), tmp / src.name, link=link)
+                    copy_file(confined(src, root, f"image {src}", follow_symlinks=False), tmp / src.name, link=link)
             made += 1
         expected = sorted(p.name for p in groups[name])
         if sorted(p.name for p in tiny_imagenet.list_images(target)) != expected:

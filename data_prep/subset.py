@@ -198,7 +198,8 @@ def _write_dataset(root: Path, out_dir: Path, rows, manifest: str, link: bool = 
         for r in rows:
             target = tmp / r["file"]
             make_folder(target.parent)
-            copy_file(confined(root / r["source"], root, f"image {r['source']}"), target, link=link)
+            source = confined(root / r["source"], root, f"image {r['source']}", follow_symlinks=False)
+            copy_file(source, target, link=link)
         write_text_atomically(tmp / "wnids.txt", "".join(f"{w}\n" for w in wnids))
         write_text_atomically(tmp / "words.txt", "".join(f"{w}\t{words[w]}\n" for w in wnids))
         write_csv(tmp / "counts.csv", counts_table(rows))
