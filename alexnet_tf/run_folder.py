@@ -222,19 +222,32 @@ class RunFolder:
     # --- a finished run, opened for use ---------------------------------------------------------
 
     @classmethod
-    def open_finished(cls, path) -> FinishedRun:
+    def open_finished(cls, path, lock: str | None = None) -> FinishedRun:
         """The finished run at ``path``, opened once for evaluate, predict, the notebooks and
-        Grad-CAM: refused while in training or unfinished, or where it lacks its files; its config
+        Grad-CAM: refused while in training or unfinished, or where it lacks its files; with
+        ``lock`` (what a second process should do instead), locked for this process, which then
+        writes its results there (the FinishedRun unlocks it as a context manager); its config
         read, its manifest read once (its class names with it), and its model checked against the
-        run's record (``checked_model``) before it is used. A caller that writes into the folder
-        locks it (``FinishedRun.folder.lock``; the FinishedRun unlocks it as a context manager)."""
+        run's record (``checked_model``) before it is used."""
         run = cls.at(path)
         run.require_finished()
         run.require_files()
-        config = run.config()
-        manifest = run.manifest()
-        classes = run.classes(manifest)
-        return FinishedRun(run, config, run.checked_model(config, len(classes)), classes, manifest)
+        if lock is not None:
+            try:
+                run.lock(way_out=lock)
+            except PermissionError as err:
+                raise PermissionError(
+                    f"cannot write to the run folder {run.path} ({err}), where this command writes its results: "
+                    f"copy the folder somewhere writable and run it on the copy"
+                ) from None
+        try:
+            config = run.config()
+            manifest = run.manifest()
+            classes = run.classes(manifest)
+            return FinishedRun(run, config, run.checked_model(config, len(classes)), classes, manifest)
+        except BaseException:
+            run.unlock()
+            raise
 
     def checked_model(self, config: TrainConfig, num_classes: int):
         """model.keras loaded, once it is the file the run's record names: its sha256, class count

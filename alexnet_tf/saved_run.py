@@ -95,22 +95,24 @@ def evaluate_saved(run_dir, split="val", data=None, export=None, tta=None, name=
     if export is not None:
         _require_export_path(export)  # before anything is evaluated or written
     name = None if name is None else _evaluation_name(name)
-    run = RunFolder.open_finished(run_dir)
-    # The run's own files: the run folder's lock. A separate evaluation writes only its own folder,
-    # under a lock of its own, so it may run beside another evaluation of the run.
-    out = run.folder if name is None else run.folder.evaluation(name)
+    # The run's own files: the run folder's lock, taken before predicting. A separate evaluation
+    # writes only its own folder, under a lock of its own, so it may run beside another evaluation.
     if name is None:
-        way_out = f"pass --as NAME for a separate evaluation, written to {run.folder.evaluation('NAME').path}"
+        way_out = (
+            f"pass --as NAME for a separate evaluation, written to {RunFolder.at(run_dir).evaluation('NAME').path}"
+        )
+        run = RunFolder.open_finished(run_dir, lock=way_out)
+        out = run.folder
     else:
-        way_out = "pass another --as NAME"
-    try:
-        out.lock(way_out=way_out)  # before predicting: the results are written there
-    except PermissionError as err:
-        raise PermissionError(
-            f"cannot write to the run folder {run.path} ({err}): evaluate writes its metrics and figures "
-            f"there. Copy the folder somewhere writable and evaluate the copy"
-        ) from None
-    with out:
+        run = RunFolder.open_finished(run_dir)
+        out = run.folder.evaluation(name)
+        try:
+            out.lock(way_out="pass another --as NAME")
+        except PermissionError as err:
+            raise PermissionError(
+                f"cannot write to {out.path} ({err}): copy the run folder somewhere writable"
+            ) from None
+    with run, out:
         config, model, class_names = run.config, run.model, run.class_names
         # Data named by a path that the run recorded is only read; what is extracted or generated
         # goes beside the runs folder that holds the run now.

@@ -220,7 +220,7 @@ def test_read_only_run_folder_for_evaluate_is_named_before_predicting(finished_r
     monkeypatch.setattr(fsutil, "check_writable", read_only)
     monkeypatch.setattr(saved_run, "predict", no_prediction)
     code, _, err = cli(["evaluate", finished_run], capsys)
-    assert code == 1 and str(finished_run) in err and "Copy the folder" in err
+    assert code == 1 and str(finished_run) in err and "copy the folder somewhere writable" in err
 
 
 def test_unlabelled_validation_split_is_refused_before_training(synthetic_root, tmp_path, monkeypatch):
