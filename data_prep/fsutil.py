@@ -148,11 +148,6 @@ def atomic_file(path, new: bool = False, way_out: str = "give another path, or m
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomically(path: Path, data: bytes, new: bool = False) -> None:
-    with atomic_file(path, new=new) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_stream(tmp: Path, blocks) -> int:
     """Write the byte blocks of ``blocks`` (a download) to ``tmp``, a temporary path that
     ``atomic_file`` gave; returns the number of bytes written."""
