@@ -1,6 +1,8 @@
 """Shared fixtures: the synthetic dataset everywhere, the real Tiny ImageNet zip where present."""
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,19 @@ def cli(args, capsys):
     return code, out.out, out.err
 
 
+def copy_run(run, runs_dir, data=None):
+    """``run`` copied into ``runs_dir`` as if it had been trained there, on ``data`` (a copy of
+    its dataset) where given: its config.json names the new places, and nothing else changes."""
+    copy = Path(runs_dir) / Path(run).name
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "config.json").read_text())
+    record["runs_dir"] = str(runs_dir)
+    if data is not None:
+        record["data"] = str(data)
+    (copy / "config.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    return copy
+
+
 def real_zip_path():
     """``$TINY_IMAGENET_ZIP`` or ``../shared/data/tiny-imagenet-200.zip`` beside the repo, if it exists."""
     candidates = [os.environ.get("TINY_IMAGENET_ZIP"), REPO.parent / "shared" / "data" / "tiny-imagenet-200.zip"]
@@ -45,6 +60,21 @@ def synthetic_root(tmp_path_factory):
     from data_prep import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("synthetic"), train_per_class=60, val_per_class=10, test_images=20)
+
+
+@pytest.fixture(scope="session")
+def finished_template(synthetic_root, tmp_path_factory):
+    """``tiny``'s run on the synthetic set, trained once a session. Never changed: tests take a
+    copy (``finished_run``, or ``copy_run`` beside a copy of the data)."""
+    from alexnet_tf.training import train
+
+    return train(tiny(synthetic_root, tmp_path_factory.mktemp("finished")), verbose=0).run_dir
+
+
+@pytest.fixture
+def finished_run(finished_template, tmp_path):
+    """A finished run of ``tiny`` in this test's own runs folder, free to change."""
+    return copy_run(finished_template, tmp_path / "runs")
 
 
 @pytest.fixture(scope="session")

@@ -19,12 +19,6 @@ from data_prep.tiny_imagenet import DataFormatError
 # --- config files and options -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def finished_run(synthetic_root, tmp_path_factory):
-    result = train(tiny(synthetic_root, tmp_path_factory.mktemp("runs")), verbose=0)
-    return result.run_dir
-
-
 @pytest.mark.parametrize(
     "edit,names",
     [
@@ -34,8 +28,7 @@ def finished_run(synthetic_root, tmp_path_factory):
     ],
 )
 def test_hand_edited_config_json_is_named_with_its_key(finished_run, tmp_path, capsys, edit, names):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
+    run = finished_run
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, **edit}))
     code, _, err = cli(["evaluate", run], capsys)
@@ -45,8 +38,7 @@ def test_hand_edited_config_json_is_named_with_its_key(finished_run, tmp_path, c
 
 
 def test_config_json_that_is_not_json(finished_run, tmp_path, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
+    run = finished_run
     (run / "config.json").write_text("{not json")
     code, _, err = cli(["evaluate", run], capsys)
     assert code == 1 and "config.json is not valid JSON" in err
@@ -235,8 +227,7 @@ def test_unlabelled_validation_split_is_refused_before_training(synthetic_root, 
 def test_evaluate_test_split_on_a_folder_holding_only_test_images(finished_run, synthetic_root, tmp_path, capsys):
     only_test = tmp_path / "to-label"
     shutil.copytree(synthetic_root / "test", only_test / "test")
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
+    run = finished_run
     code, _out, err = cli(["evaluate", run, "--split", "test", "--data", only_test], capsys)
     assert code == 0, err
     assert len((run / "predictions_test.csv").read_text().splitlines()) == 1 + 20

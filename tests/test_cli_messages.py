@@ -21,23 +21,11 @@ from alexnet_tf.cli import build_parser, verbosity
 from alexnet_tf.run_folder import RunFolder
 from alexnet_tf.saved_run import predict_files
 from alexnet_tf.training import train
-from conftest import REPO, cli, tiny
+from conftest import REPO, cli, copy_run, tiny
 
 
 def one_line_error(err):
     return err.startswith("error: ") and err.count("\n") == 1
-
-
-@pytest.fixture(scope="module")
-def finished(synthetic_root, tmp_path_factory):
-    return train(tiny(synthetic_root, tmp_path_factory.mktemp("runs")), verbose=0).run_dir
-
-
-@pytest.fixture
-def run_copy(finished, tmp_path):
-    run = tmp_path / "runs" / "copy"
-    shutil.copytree(finished, run)
-    return run
 
 
 # --- predict: every bad file named, the good ones predicted ------------------------------------------
@@ -52,9 +40,9 @@ def image_files(synthetic_root, tmp_path):
     return [tmp_path / n for n in ("a.jpg", "b.jpg", "good.jpg", "missing.jpg", "folder.jpg")]
 
 
-def test_predict_names_each_bad_file_and_predicts_the_good_ones(finished, synthetic_root, tmp_path, capsys):
+def test_predict_names_each_bad_file_and_predicts_the_good_ones(finished_run, synthetic_root, tmp_path, capsys):
     files = image_files(synthetic_root, tmp_path)
-    code, out, err = cli(["predict", finished, *files], capsys)
+    code, out, err = cli(["predict", finished_run, *files], capsys)
     assert code == 1
     lines = err.splitlines()
     assert len(lines) == 4 and all(line.startswith("error: ") for line in lines), err
@@ -65,32 +53,32 @@ def test_predict_names_each_bad_file_and_predicts_the_good_ones(finished, synthe
     assert out.splitlines()[0] == str(tmp_path / "good.jpg") and len(out.splitlines()) == 6
 
 
-def test_predict_files_in_python_names_every_bad_file_or_collects_them(finished, synthetic_root, tmp_path):
+def test_predict_files_in_python_names_every_bad_file_or_collects_them(finished_run, synthetic_root, tmp_path):
     files = image_files(synthetic_root, tmp_path)
     with pytest.raises(ValueError) as raised:
-        predict_files(finished, files)
+        predict_files(finished_run, files)
     assert all(str(f) in str(raised.value) for f in files if f.name != "good.jpg")
     failed = []
-    table = predict_files(finished, files, failed=failed)
+    table = predict_files(finished_run, files, failed=failed)
     assert list(table["file"]) == [str(tmp_path / "good.jpg")] and len(failed) == 4
 
 
-def test_predict_with_only_bad_files_predicts_nothing_and_fails(finished, tmp_path, capsys):
-    code, out, err = cli(["predict", finished, tmp_path / "missing.jpg"], capsys)
+def test_predict_with_only_bad_files_predicts_nothing_and_fails(finished_run, tmp_path, capsys):
+    code, out, err = cli(["predict", finished_run, tmp_path / "missing.jpg"], capsys)
     assert code == 1 and out == "" and one_line_error(err) and "no such file" in err
 
 
 # --- evaluate: a run in use, a run in training -------------------------------------------------------
 
 
-def test_a_second_evaluate_is_told_of_as_and_as_works_beside_it(run_copy, capsys):
-    with RunFolder(path=run_copy).lock():
-        code, _, err = cli(["evaluate", run_copy], capsys)
+def test_a_second_evaluate_is_told_of_as_and_as_works_beside_it(finished_run, capsys):
+    with RunFolder(path=finished_run).lock():
+        code, _, err = cli(["evaluate", finished_run], capsys)
         assert code == 1 and one_line_error(err) and "in use by process" in err
         assert "--as NAME" in err and "--name" not in err
-        code, _, err = cli(["evaluate", run_copy, "--as", "beside"], capsys)
+        code, _, err = cli(["evaluate", finished_run, "--as", "beside"], capsys)
         assert code == 0, err
-    assert (run_copy / "evaluations" / "beside" / "metrics.json").is_file()
+    assert (finished_run / "evaluations" / "beside" / "metrics.json").is_file()
 
 
 def in_training(run):
@@ -104,12 +92,12 @@ def in_training(run):
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 @pytest.mark.parametrize("held", [True, False])
-def test_a_run_in_training_is_said_to_be_in_training(run_copy, synthetic_root, capsys, command, held):
-    in_training(run_copy)
+def test_a_run_in_training_is_said_to_be_in_training(finished_run, synthetic_root, capsys, command, held):
+    in_training(finished_run)
     image = next((synthetic_root / "val").rglob("*.JPEG"))
-    args = [command, run_copy] + ([image] if command == "predict" else [])
+    args = [command, finished_run] + ([image] if command == "predict" else [])
     if held:
-        with RunFolder(path=run_copy).lock():
+        with RunFolder(path=finished_run).lock():
             code, _, err = cli(args, capsys)
         assert "still in training" in err and f"process {os.getpid()}" in err
     else:
@@ -119,31 +107,31 @@ def test_a_run_in_training_is_said_to_be_in_training(run_copy, synthetic_root, c
     assert "not found" not in err
 
 
-def test_a_held_run_without_a_model_yet_is_in_training(run_copy, capsys):
-    (run_copy / "model.keras").unlink()  # the lock held before the first backup
-    with RunFolder(path=run_copy).lock():
-        code, _, err = cli(["evaluate", run_copy], capsys)
+def test_a_held_run_without_a_model_yet_is_in_training(finished_run, capsys):
+    (finished_run / "model.keras").unlink()  # the lock held before the first backup
+    with RunFolder(path=finished_run).lock():
+        code, _, err = cli(["evaluate", finished_run], capsys)
     assert code == 1 and one_line_error(err) and "still in training" in err and "no epoch done yet" in err
 
 
 # --- models that hold code, config files with unknown keys ----------------------------------------------
 
 
-def test_a_model_holding_code_is_refused_for_safety_with_the_way_to_load_it(run_copy, synthetic_root, capsys):
+def test_a_model_holding_code_is_refused_for_safety_with_the_way_to_load_it(finished_run, synthetic_root, capsys):
     inputs = keras.Input((64, 64, 3))
     outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :] * 0 + 1)(inputs)
-    keras.Model(inputs, outputs).save(run_copy / "model.keras")
-    for args in (["evaluate", run_copy], ["predict", run_copy, next((synthetic_root / "val").rglob("*.JPEG"))]):
+    keras.Model(inputs, outputs).save(finished_run / "model.keras")
+    for args in (["evaluate", finished_run], ["predict", finished_run, next((synthetic_root / "val").rglob("*.JPEG"))]):
         code, _, err = cli(args, capsys)
         assert code == 1 and one_line_error(err), err
         assert "holds code" in err and "refused for safety" in err and "safe_mode=False" in err
         assert "only if you trust it" in err and "corrupt" not in err
 
 
-def test_an_unknown_key_names_its_close_matches_not_every_setting(run_copy, capsys):
-    config = json.loads((run_copy / "config.json").read_text())
-    (run_copy / "config.json").write_text(json.dumps({**config, "learning_rat": 0.1, "zzz": 1}))
-    code, _, err = cli(["evaluate", run_copy], capsys)
+def test_an_unknown_key_names_its_close_matches_not_every_setting(finished_run, capsys):
+    config = json.loads((finished_run / "config.json").read_text())
+    (finished_run / "config.json").write_text(json.dumps({**config, "learning_rat": 0.1, "zzz": 1}))
+    code, _, err = cli(["evaluate", finished_run], capsys)
     assert code == 1 and one_line_error(err)
     assert "'learning_rat' (did you mean 'learning_rate'?)" in err and "'zzz'" in err
     assert "early_stopping_patience" not in err  # no list of every setting
@@ -152,18 +140,20 @@ def test_an_unknown_key_names_its_close_matches_not_every_setting(run_copy, caps
 # --- backends ----------------------------------------------------------------------------------------
 
 
-def test_the_run_records_its_backend_and_old_folders_without_it_load(finished, tmp_path):
+def test_the_run_records_its_backend_and_old_folders_without_it_load(finished_run, tmp_path):
     from alexnet_tf.config import TrainConfig
 
-    record = json.loads((finished / "config.json").read_text())
+    record = json.loads((finished_run / "config.json").read_text())
     assert record["backend"] == keras.backend.backend()
     TrainConfig.from_json(json.dumps(record))
     TrainConfig.from_json(json.dumps({k: v for k, v in record.items() if k != "backend"}))
 
 
-def test_a_finished_run_of_another_backend_says_so_and_how_to_train_anew(synthetic_root, tmp_path, capsys):
+def test_a_finished_run_of_another_backend_says_so_and_how_to_train_anew(
+    finished_template, synthetic_root, tmp_path, capsys
+):
     config = tiny(synthetic_root, tmp_path)
-    run = train(config, verbose=0).run_dir
+    run = copy_run(finished_template, tmp_path)
     record = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**record, "backend": "jax"}))
     capsys.readouterr()

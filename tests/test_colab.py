@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 import alexnet_tf.colab as colab_setup
-from alexnet_tf.config import preset
 from alexnet_tf.saved_run import finished_run
-from alexnet_tf.training import train
-from conftest import REPO
+from conftest import REPO, copy_run, tiny
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -72,12 +70,15 @@ def test_notebooks_open_on_a_gpu_and_install_from_one_address(path):
     assert '"pip", "install"' in setup
 
 
-def test_finished_run_is_found_only_when_finished(synthetic_root, tmp_path):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=6)
+def test_finished_run_is_found_only_when_finished(finished_template, synthetic_root, tmp_path):
+    config = tiny(synthetic_root, tmp_path)
     assert finished_run(config) is None
-    trained = train(config, verbose=0)
+    run = copy_run(finished_template, tmp_path)
+    (run / "metrics.json").rename(run / "metrics.json.away")  # as it is until the run ends
+    assert finished_run(config) is None
+    (run / "metrics.json.away").rename(run / "metrics.json")
     found = finished_run(config)
-    assert found is not None and found.metrics == trained.metrics
+    assert found is not None and found.metrics == json.loads((run / "metrics.json").read_text())
 
 
 def test_the_install_line_says_whether_colab_packages_were_touched(capsys):

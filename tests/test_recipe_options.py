@@ -155,9 +155,9 @@ def test_new_settings_at_their_defaults_keep_the_run_name():
     assert len(names) == 4
 
 
-def test_a_run_writes_its_confusion_counts(synthetic_root, tmp_path):
-    result = train(tiny(synthetic_root, tmp_path / "runs"), verbose=0)
-    counts = pd.read_csv(result.run_dir / "confusion_val.csv", index_col=0)
+def test_a_run_writes_its_confusion_counts(finished_run):
+    counts = pd.read_csv(finished_run / "confusion_val.csv", index_col=0)
+    metrics = json.loads((finished_run / "metrics.json").read_text())
     assert list(counts.index) == list(counts.columns) and counts.index.name == "true"
     assert len(counts) == 10 and counts.to_numpy().sum() == 100  # the synthetic set's 10 x 10 val images
-    assert np.trace(counts.to_numpy()) / 100 == pytest.approx(result.metrics["top1_accuracy"])
+    assert np.trace(counts.to_numpy()) / 100 == pytest.approx(metrics["top1_accuracy"])

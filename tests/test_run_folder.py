@@ -20,7 +20,7 @@ from alexnet_tf.config import preset
 from alexnet_tf.run_folder import RunFolder, RunFolderInUse
 from alexnet_tf.saved_run import evaluate_saved
 from alexnet_tf.training import train
-from conftest import REPO, cli, tiny
+from conftest import REPO, cli, copy_run, tiny
 
 
 def one_line_error(err):
@@ -153,11 +153,10 @@ def test_the_same_command_twice_at_once_gives_one_run(synthetic_root, tmp_path):
 # --- one dataset ----------------------------------------------------------------------------------
 
 
-def test_config_records_the_data_fingerprint_and_the_manifest_hashes(synthetic_root, tmp_path):
-    result = train(tiny(synthetic_root, tmp_path), verbose=0)
-    record = json.loads((result.run_dir / "config.json").read_text())
+def test_config_records_the_data_fingerprint_and_the_manifest_hashes(finished_run):
+    record = json.loads((finished_run / "config.json").read_text())
     assert len(record["data_fingerprint"]) == 64
-    header = (result.run_dir / "manifest.csv").read_text().splitlines()[0]
+    header = (finished_run / "manifest.csv").read_text().splitlines()[0]
     assert header == "file,wnid,class_index,words,split,size,sha256"
 
 
@@ -272,8 +271,9 @@ def test_val_split_train_is_refused(synthetic_root, tmp_path, capsys):
 
 
 @pytest.fixture
-def finished(own_data, tmp_path):
-    return train(tiny(own_data, tmp_path / "runs"), verbose=0).run_dir
+def finished(finished_template, own_data, tmp_path):
+    """A finished run on this test's own copy of the data."""
+    return copy_run(finished_template, tmp_path / "runs", data=own_data)
 
 
 def test_evaluate_on_other_data_writes_nothing_unless_asked(finished, own_data, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from alexnet_tf.config import TrainConfig, preset
+from alexnet_tf.config import TrainConfig
 from alexnet_tf.run_folder import RunFolder
 from alexnet_tf.training import train
 from conftest import cli, tiny
@@ -107,15 +107,14 @@ def test_an_empty_folder_may_hold_the_run(synthetic_root, tmp_path):
     assert result.run_dir == runs / "mine" and (runs / "mine" / "metrics.json").is_file()
 
 
-def test_the_automatic_name_given_as_name_is_the_same_run(synthetic_root, tmp_path, capsys):
+def test_the_automatic_name_given_as_name_is_the_same_run(finished_run, synthetic_root, tmp_path, capsys):
     config = tiny(synthetic_root, tmp_path / "runs")
-    first = train(config, verbose=0)
-    capsys.readouterr()
+    assert finished_run.name == config.run_name
     again = train(config.replace(name=config.run_name), verbose=0)
     assert "is a finished run of this config" in capsys.readouterr().out
-    assert again.run_dir == first.run_dir and again.metrics == first.metrics
+    assert again.run_dir == finished_run and again.metrics == json.loads((finished_run / "metrics.json").read_text())
     # The folder under another name (copied, renamed) is still the run its config.json records.
-    stored = json.loads((first.run_dir / "config.json").read_text())
+    stored = json.loads((finished_run / "config.json").read_text())
     assert stored["name"] is None
     RunFolder(config.resolved().replace(name=config.run_name)).check_config(
         TrainConfig.from_json(json.dumps(stored)).replace(name="anything")
@@ -129,10 +128,9 @@ def test_another_config_in_a_named_folder_is_still_refused(synthetic_root, tmp_p
         train(config.replace(dropout=0.3), verbose=0)
 
 
-def test_evaluation_names_are_plain_too(synthetic_root, tmp_path, capsys):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=1, images_per_class=8)
-    run = train(config, verbose=0).run_dir
+def test_evaluation_names_are_plain_too(finished_run, tmp_path, capsys):
+    run = finished_run
     for name in ("../x", "/abs", "a/b", ".hidden", ""):
         code, _, err = cli(["evaluate", run, "--as", name], capsys)
         assert code == 1 and one_line_error(err) and "--as" in err, (name, err)
-    assert not (run / "evaluations").exists() and not (tmp_path / "x").exists()
+    assert not (run / "evaluations").exists() and not (run.parent / "x").exists() and not (tmp_path / "x").exists()
