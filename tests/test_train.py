@@ -168,14 +168,17 @@ def test_classes_not_in_the_data(synthetic_root, tmp_path):
     assert not (tmp_path / "run").exists()  # the corrected command can reuse the name
 
 
-def test_cli_help_and_bad_values():
+def test_cli_help_and_bad_values(capsys):
+    # In this process, through the command line's own entry point; a fresh `python -m alexnet_tf`
+    # is tested once (test_bad_inputs.py, test_cpu_machine_prints_no_cuda_errors).
+    from alexnet_tf.cli import main
+
     for args in (["--help"], ["train", "--help"], ["evaluate", "--help"]):
-        out = subprocess.run([sys.executable, "-m", "alexnet_tf", *args], capture_output=True, text=True, cwd=REPO)
-        assert out.returncode == 0 and "usage" in out.stdout
-    out = subprocess.run(
-        [sys.executable, "-m", "alexnet_tf", "train", "--epochs", "0"], capture_output=True, text=True, cwd=REPO
-    )
-    assert out.returncode == 1 and "epochs=0 (--epochs) must be >= 1" in out.stderr
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        assert done.value.code == 0 and "usage" in capsys.readouterr().out
+    assert main(["train", "--epochs", "0"]) == 1
+    assert "epochs=0 (--epochs) must be >= 1" in capsys.readouterr().err
 
 
 def test_mirrored_strategy_on_two_cpu_devices(synthetic_root, tmp_path):
