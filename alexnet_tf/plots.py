@@ -120,14 +120,19 @@ def plot_conv1_filters(model, path=None):
         return None
     kernel = np.asarray(first.kernel)  # (k, k, 3, filters)
     kernel = (kernel - kernel.min()) / (kernel.max() - kernel.min() + 1e-12)
-    n = kernel.shape[-1]
+    size, n = kernel.shape[0], kernel.shape[-1]
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, ax in zip(range(n), axes.flat):
-        ax.imshow(kernel[..., i], interpolation="nearest")
+    # One image of all the filters on a white grid: one axes draws in a tenth of the time of one
+    # axes a filter, and every training draws it.
+    step = size + 1
+    mosaic = np.ones((rows * step - 1, cols * step - 1, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        mosaic[r * step : r * step + size, c * step : c * step + size] = kernel[..., i]
+    fig, ax = plt.subplots(figsize=(cols * 0.6, rows * 0.6))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(f"{first.name} filters", fontsize=9)
     return _save(fig, path)
 
