@@ -78,6 +78,19 @@ def finished_run(finished_template, tmp_path):
 
 
 @pytest.fixture(scope="session")
+def learned_run(synthetic_root, tmp_path_factory):
+    """(config, result) of the quick preset trained 8 epochs on the 600 synthetic train images:
+    a model that has learned (test_train checks that it has), trained once a session. Tests read
+    it; the only writes are evaluate's own files, which it rewrites the same."""
+    from alexnet_tf.config import preset
+    from alexnet_tf.training import train
+
+    runs = tmp_path_factory.mktemp("learned")
+    config = preset("quick", data=str(synthetic_root), runs_dir=str(runs), epochs=8, images_per_class=60)
+    return config, train(config, verbose=0)
+
+
+@pytest.fixture(scope="session")
 def real_zip():
     path = real_zip_path()
     if path is None:

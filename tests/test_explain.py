@@ -5,19 +5,16 @@ import pytest
 from PIL import Image
 
 from alexnet_tf.cli import main as cli_main
-from alexnet_tf.config import preset
 from alexnet_tf.evaluate import predict
 from alexnet_tf.explain import grad_cam, last_conv_layer, right_and_wrong
 from alexnet_tf.plots import plot_grad_cam
 from alexnet_tf.saved_run import predict_files
-from alexnet_tf.training import train
 from data_prep.images import load_dataset
 
 
-@pytest.fixture(scope="module")
-def quick(synthetic_root, tmp_path_factory):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=2)
-    return train(config, verbose=0)
+@pytest.fixture
+def quick(learned_run):
+    return learned_run[1]  # trained once a session, shared with test_train
 
 
 def test_grad_cam_has_the_images_size_is_finite_and_depends_on_the_class(quick, synthetic_root):

@@ -16,12 +16,9 @@ from alexnet_tf.training import train
 from conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def quick_run(synthetic_root, tmp_path_factory):
-    config = preset(
-        "quick", data=str(synthetic_root), runs_dir=str(tmp_path_factory.mktemp("runs")), epochs=8, images_per_class=60
-    )
-    return config, train(config, verbose=0)
+@pytest.fixture
+def quick_run(learned_run):
+    return learned_run
 
 
 def test_quick_training_learns_and_writes_a_run_folder(quick_run):
