@@ -20,55 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal, get_args
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from .registry import Registry
-
-# How a transform fills the pixels it brings in from outside the image (ImageDataGenerator's names).
-FillMode = Literal["nearest", "constant", "reflect", "wrap"]
-FILL_MODES = get_args(FillMode)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    rotation_degrees: float = 20.0
-    width_shift: float = 0.2  # fraction of the width
-    height_shift: float = 0.2  # fraction of the height
-    shear_degrees: float = 0.2  # degrees, as ImageDataGenerator's shear_range
-    zoom: float = 0.2  # scale drawn from [1 - zoom, 1 + zoom]
-    horizontal_flip: bool = True
-    fill_mode: FillMode = "nearest"
-    crop_padding: int = 0  # pad by this many pixels, then crop back at a random place (0: off)
-    # Random-resized crop: a random part of [crop_area, 1] of the image's area, of aspect ratio 3/4 to
-    # 4/3, stretched back to the full size (1: off). 0.35 is the usual value for 64x64 images.
-    crop_area: float = 1.0
-    # Random erasing: the probability that an image gets one rectangle (2-25% of its area, aspect
-    # 0.3-3.3) of random pixels (0: off; Zhong et al. use 0.5).
-    erasing: float = 0.0
-    # PCA lighting, the AlexNet paper's colour augmentation: each image gets sum_i a_i l_i p_i added
-    # to every pixel (p_i, l_i the eigenvectors and eigenvalues of the covariance of the training
-    # images' RGB values in [0, 1]), a_i drawn from N(0, pca_lighting); the paper uses 0.1 (0: off).
-    pca_lighting: float = 0.0
-
-    def __post_init__(self):
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode={self.fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
-        for name in ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom", "crop_padding"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if self.zoom >= 1:
-            raise ValueError(f"zoom={self.zoom} must be < 1 (the scale range is [1 - zoom, 1 + zoom])")
-        if not 0 < self.crop_area <= 1:
-            raise ValueError(f"crop_area={self.crop_area} must be in (0, 1] (1: no random-resized crop)")
-        if not 0 <= self.erasing <= 1:
-            raise ValueError(f"erasing={self.erasing} must be a probability in [0, 1]")
-        if not 0 <= self.pca_lighting < 10:
-            raise ValueError(f"pca_lighting={self.pca_lighting} must be in [0, 10) (the paper's 0.1)")
-
+from .config import FILL_MODES, AugmentConfig, FillMode  # noqa: F401 (here too, as before)
+from .registry import AUGMENTATIONS, FEEDS, augmentation_feed, register_augmentation  # noqa: F401
 
 # Random erasing's rectangles (Zhong et al. 2017): area fraction and log aspect ratio.
 ERASE_AREA = (0.02, 0.25)
@@ -392,33 +350,11 @@ class RandomAffine(layers.Layer):
         return {**super().get_config(), **asdict(self.config), **pca, "seed": self.seed}
 
 
-# --- the augmentation registry --------------------------------------------------------------
-
-# name -> factory(augment: AugmentConfig, seed) -> a Keras layer on uint8 batches (active when
-# training=True, returning float pixel values in 0..255), or None for no augmentation. It runs in
-# tf.data on a TensorFlow CPU and first in the model elsewhere (feed "layer"). A new transform is
-# one entry. "classic" feeds training otherwise (feed "generator"): its factory(augment, seed, pca)
-# returns an ImageDataGenerator, whose flow makes the batches (TensorFlow only).
-AUGMENTATIONS = Registry("augmentation")
-FEEDS = ("layer", "generator")
+# --- the built-in augmentations (registered by name in alexnet_tf.registry) -----------------
 
 
-def register_augmentation(name: str, feed: str = "layer"):
-    """Register an augmentation factory under ``name``, the value of ``TrainConfig.augmentation``;
-    ``feed`` says how it feeds training (see ``augmentation_feed``)."""
-    if feed not in FEEDS:
-        raise ValueError(f"feed={feed!r}; choose one of {', '.join(FEEDS)}")
-    return AUGMENTATIONS.register(name, feed=feed)
-
-
-def augmentation_feed(name: str) -> str:
-    """How augmentation ``name`` feeds training: "layer" (a Keras layer, mapped over the tf.data
-    batches or put first in the model) or "generator" (an ImageDataGenerator making the batches)."""
-    return AUGMENTATIONS.info(name)["feed"]
-
-
-def _no_augmentation(augment, seed=None, pca=None):
-    return None
+def no_augmentation(augment, seed=None, pca=None) -> None:
+    """The "none" augmentation: no layer."""
 
 
 def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None, pca=None) -> RandomAffine:
@@ -426,11 +362,6 @@ def fast_augmenter(config: AugmentConfig = AugmentConfig(), seed=None, pca=None)
     ``pca``: ``pixel_pca`` of the training images, needed when ``config.pca_lighting`` is set."""
     values, vectors = (None, None) if pca is None else pca
     return RandomAffine(**asdict(config), pca_values=values, pca_vectors=vectors, seed=seed, name="augment")
-
-
-register_augmentation("fast")(fast_augmenter)
-register_augmentation("none")(_no_augmentation)
-register_augmentation("classic", feed="generator")(image_data_generator)
 
 
 def batch_mixing(kind, num_classes, seed=None):

@@ -7,7 +7,8 @@ import numpy as np
 
 from data_prep import fsutil
 
-from .augment import AugmentConfig, fast_augmenter, image_data_generator
+from .augment import fast_augmenter, image_data_generator
+from .config import AugmentConfig
 
 
 def augmented_batches(images, labels, path="fast", config: AugmentConfig = AugmentConfig(), batch_size=128, seed=None):

@@ -258,10 +258,7 @@ def _stopped(config) -> str:
 
 
 def main(argv=None) -> int:
-    from .hardware import quiet_tensorflow_logs
-
-    quiet_tensorflow_logs()  # before the parser, whose config import loads Keras and its backend
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # no Keras yet: help and refused options come at once
     try:
         previous_handler = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: SIGTERM keeps its handler
@@ -276,13 +273,19 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     from data_prep.tiny_imagenet import DataFormatError
 
+    from . import load_keras
+
     config = None
     try:
+        # What can be refused without Keras is refused first; then Keras loads.
+        if args.command == "predict" and args.top < 1:
+            raise ValueError(f"--top {args.top}: give at least 1")
+        if args.command in ("main", "train"):
+            config = config_from_args(args)
+        load_keras()
         if args.command == "predict":
             from .saved_run import predict_files
 
-            if args.top < 1:
-                raise ValueError(f"--top {args.top}: give at least 1")
             failed = []
             table = predict_files(args.run_dir, args.images, args.top, failed=failed)
             if len(table):
@@ -298,7 +301,6 @@ def _run(args) -> int:
             metrics = evaluate_saved(args.run_dir, args.split, args.data, args.export, args.tta, args.name)
             print(json.dumps(metrics, indent=2))
         else:
-            config = config_from_args(args)
             from . import distribute
 
             if distribute.multi_process_requested(args.coordinator, args.num_processes, args.process_id):
@@ -319,15 +321,17 @@ def _run(args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (ValueError, OSError, DataFormatError, FloatingPointError) as err:  # OSError: files, folders, disks
-        from .run_folder import DiskFull
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC and config:
+            from .run_folder import DiskFull, RunFolder, shown
 
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC and not isinstance(err, DiskFull) and config:
-            from .run_folder import RunFolder, shown
-
-            # The file being written where the error names one in the run folder, else the folder.
-            folder = RunFolder(config).path
-            inside = err.filename and os.path.realpath(err.filename).startswith(os.path.realpath(folder) + os.sep)
-            err = f"{shown(err.filename if inside else folder)}: out of disk space, so the run stopped; {_stopped(config)}"
+            if not isinstance(err, DiskFull):
+                # The file being written where the error names one in the run folder, else the folder.
+                folder = RunFolder(config).path
+                inside = err.filename and os.path.realpath(err.filename).startswith(os.path.realpath(folder) + os.sep)
+                err = (
+                    f"{shown(err.filename if inside else folder)}: out of disk space, so the run stopped; "
+                    f"{_stopped(config)}"
+                )
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)

@@ -11,14 +11,12 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Literal
+from typing import Literal, get_args
 
 from data_prep.subset import CLASS_GRAMMAR, parse_class_spec
 
-from .augment import AUGMENTATIONS, AugmentConfig
-from .distribute import Distribute
 from .hardware import Precision, choose_jit_compile, choose_precision, describe_device, gpu_compute_capability
-from .model import MODELS, VARIANTS, dropout_problem
+from .registry import AUGMENTATIONS, MODELS, VARIANTS
 
 # Fields whose choices are registered names: a new model or augmentation is one entry there.
 REGISTRIES = {"variant": lambda: MODELS.names(), "augmentation": lambda: AUGMENTATIONS.names()}
@@ -47,6 +45,55 @@ Schedule = Literal["step", "plateau", "cosine", "onecycle", "constant"]
 Preprocessing = Literal["standardize", "rescale", "imagenet"]
 Mixing = Literal["mixup", "cutmix"]
 Pooling = Literal["overlapping", "non-overlapping"]
+Distribute = Literal["none", "mirrored", "data-parallel"]  # alexnet_tf.distribute
+
+
+# How a transform fills the pixels it brings in from outside the image (ImageDataGenerator's names).
+FillMode = Literal["nearest", "constant", "reflect", "wrap"]
+FILL_MODES = get_args(FillMode)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_degrees: float = 20.0
+    width_shift: float = 0.2  # fraction of the width
+    height_shift: float = 0.2  # fraction of the height
+    shear_degrees: float = 0.2  # degrees, as ImageDataGenerator's shear_range
+    zoom: float = 0.2  # scale drawn from [1 - zoom, 1 + zoom]
+    horizontal_flip: bool = True
+    fill_mode: FillMode = "nearest"
+    crop_padding: int = 0  # pad by this many pixels, then crop back at a random place (0: off)
+    # Random-resized crop: a random part of [crop_area, 1] of the image's area, of aspect ratio 3/4 to
+    # 4/3, stretched back to the full size (1: off). 0.35 is the usual value for 64x64 images.
+    crop_area: float = 1.0
+    # Random erasing: the probability that an image gets one rectangle (2-25% of its area, aspect
+    # 0.3-3.3) of random pixels (0: off; Zhong et al. use 0.5).
+    erasing: float = 0.0
+    # PCA lighting, the AlexNet paper's colour augmentation: each image gets sum_i a_i l_i p_i added
+    # to every pixel (p_i, l_i the eigenvectors and eigenvalues of the covariance of the training
+    # images' RGB values in [0, 1]), a_i drawn from N(0, pca_lighting); the paper uses 0.1 (0: off).
+    pca_lighting: float = 0.0
+
+    def __post_init__(self):
+        if self.fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode={self.fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
+        for name in ("rotation_degrees", "width_shift", "height_shift", "shear_degrees", "zoom", "crop_padding"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.zoom >= 1:
+            raise ValueError(f"zoom={self.zoom} must be < 1 (the scale range is [1 - zoom, 1 + zoom])")
+        if not 0 < self.crop_area <= 1:
+            raise ValueError(f"crop_area={self.crop_area} must be in (0, 1] (1: no random-resized crop)")
+        if not 0 <= self.erasing <= 1:
+            raise ValueError(f"erasing={self.erasing} must be a probability in [0, 1]")
+        if not 0 <= self.pca_lighting < 10:
+            raise ValueError(f"pca_lighting={self.pca_lighting} must be in [0, 10) (the paper's 0.1)")
+
+
+def dropout_problem(dropout) -> str | None:
+    """What a dropout rate must be where ``dropout`` is not (None: it is fine); the model's check too."""
+    return None if 0 <= dropout < 1 else "in [0, 1)"
+
 
 # Settings added after run folders were first written, at the value that trains as the code before
 # them did: at that value they stay out of the fingerprint, so a run made before them keeps its
@@ -304,7 +351,7 @@ def _range_problems(c) -> list[str]:
         problems.append(bad("momentum", "in [0, 1)"))
     if not (finite(c.weight_decay) and c.weight_decay >= 0):
         problems.append(bad("weight_decay", "a finite number >= 0"))
-    if dropout_problem(c.dropout) is not None:  # the model's own rule
+    if dropout_problem(c.dropout) is not None:
         problems.append(bad("dropout", dropout_problem(c.dropout)))
     if not (finite(c.label_smoothing) and 0 <= c.label_smoothing < 1):
         problems.append(bad("label_smoothing", "in [0, 1)"))

@@ -59,12 +59,12 @@ def require_backend() -> None:
         )
     if problem is None:
         return
-    if _started_as_command():
+    if started_as_command():
         raise SystemExit(f"error: {problem}")
     raise BackendMissing(problem)
 
 
-def _started_as_command() -> bool:
+def started_as_command() -> bool:
     """True in ``python -m alexnet_tf ...``."""
     argv = list(getattr(sys, "orig_argv", ()))
     return any(a == "-m" and argv[i + 1 : i + 2] == ["alexnet_tf"] for i, a in enumerate(argv)) or any(

@@ -15,7 +15,8 @@ from keras import layers, ops
 
 from data_prep.images import channel_stats
 
-from .registry import Registry
+from .config import dropout_problem
+from .registry import MODELS, VARIANTS, register_model  # noqa: F401 (register_model: here too, as before)
 from .schedules import learning_rate
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -85,68 +86,6 @@ class LocalResponseNormalization(layers.Layer):
             "alpha": self.alpha,
             "beta": self.beta,
         }
-
-
-# Each variant: conv layers as (filters, kernel, stride, LRN after?, max-pool after?), then dense widths.
-VARIANTS = {
-    # AlexNet adapted to 64x64. The original's 11x11/4 first layer takes 227x227 to 55x55 (then
-    # 27 and 13 after pooling); on 64x64 it would leave 15x15 and lose most of the detail. Here a
-    # 5x5/2 first layer keeps 32x32, the paper's overlapping 3x3/2 pooling gives 16, 8 and 4, and
-    # the widths are about half the original's: 4.3M parameters and 110M multiply-accumulates
-    # per image at 200 classes (the original: 62M and 1.1G), so it trains in minutes even on a CPU.
-    "tiny": {
-        "input_size": 64,
-        "convs": [
-            (64, 5, 2, True, True),
-            (128, 5, 1, True, True),
-            (192, 3, 1, False, False),
-            (192, 3, 1, False, False),
-            (128, 3, 1, False, True),
-        ],
-        "dense": [1024, 1024],
-        "min_size": 8,
-    },
-    # "tiny" with wider conv2-conv5 (64-192-256-256-192, the widths of the reference Tiny-10 run):
-    # 1.6x the multiply-accumulates, for the 200-class question whether width pays for its cost.
-    "wide": {
-        "input_size": 64,
-        "convs": [
-            (64, 5, 2, True, True),
-            (192, 5, 1, True, True),
-            (256, 3, 1, False, False),
-            (256, 3, 1, False, False),
-            (192, 3, 1, False, True),
-        ],
-        "dense": [1024, 1024],
-        "min_size": 8,
-    },
-    # The 2012 paper's network (one tower, no grouping) for 227x227 inputs.
-    "original": {
-        "input_size": 227,
-        "convs": [
-            (96, 11, 4, True, True),
-            (256, 5, 1, True, True),
-            (384, 3, 1, False, False),
-            (384, 3, 1, False, False),
-            (256, 3, 1, False, True),
-        ],
-        "dense": [4096, 4096],
-        "min_size": 67,
-    },
-    # The small network many users build on modest hardware.
-    "mini": {
-        "input_size": 64,
-        "convs": [
-            (32, 5, 1, True, True),
-            (64, 5, 1, True, True),
-            (128, 3, 1, False, False),
-            (128, 3, 1, False, False),
-            (64, 3, 1, False, True),
-        ],
-        "dense": [1024, 512],
-        "min_size": 8,
-    },
-}
 
 
 # Max-pooling window by name; the stride is 2 for both. The paper's overlapping 3x3/2 pooling
@@ -223,11 +162,6 @@ def alexnet_model(
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}{'' if lrn else '_no_lrn'}")
 
 
-def dropout_problem(dropout) -> str | None:
-    """What a dropout rate must be where ``dropout`` is not (None: it is fine); the config's check too."""
-    return None if 0 <= dropout < 1 else "in [0, 1)"
-
-
 def _check_arguments(variant, dropout, pooling) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
@@ -277,41 +211,23 @@ def _dense_block(x, i, width, regularizer, dropout):
     return x
 
 
-# --- the model registry ---------------------------------------------------------------------
-
-# name -> builder(config, num_classes, mean, variance, augmentation) -> keras.Model, where config is a
-# TrainConfig, mean and variance the training images' channel statistics, and augmentation a
-# layer to put first (or None). A new network is one entry: decorate its builder.
-MODELS = Registry("model")
-
-
-def register_model(name: str):
-    """Register a model builder under ``name``, the value of ``TrainConfig.variant`` that selects it."""
-    return MODELS.register(name)
-
-
-def _alexnet_builder(variant):
-    def build(config, num_classes, mean=None, variance=None, augmentation=None):
-        return alexnet_model(
-            (config.image_size, config.image_size, 3),
-            num_classes,
-            variant,
-            lrn=config.lrn,
-            dropout=config.dropout,
-            weight_decay=config.weight_decay,
-            batch_norm=config.batch_norm,
-            preprocessing=config.preprocessing,
-            mean=mean,
-            variance=variance,
-            augmentation=augmentation,
-            pooling=config.pooling,
-        )
-
-    return build
-
-
-for _variant in VARIANTS:  # every AlexNet variant: a new one is one entry of VARIANTS
-    register_model(_variant)(_alexnet_builder(_variant))
+def build_alexnet(config, num_classes, mean=None, variance=None, augmentation=None) -> keras.Model:
+    """The registered builder of every AlexNet variant (``alexnet_tf.registry.VARIANTS``):
+    ``config.variant``'s network for a ``TrainConfig``."""
+    return alexnet_model(
+        (config.image_size, config.image_size, 3),
+        num_classes,
+        config.variant,
+        lrn=config.lrn,
+        dropout=config.dropout,
+        weight_decay=config.weight_decay,
+        batch_norm=config.batch_norm,
+        preprocessing=config.preprocessing,
+        mean=mean,
+        variance=variance,
+        augmentation=augmentation,
+        pooling=config.pooling,
+    )
 
 
 def build_model(config, data, augmentation=None) -> keras.Model:

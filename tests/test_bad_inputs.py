@@ -272,3 +272,23 @@ def test_augment_setting_of_the_wrong_type_is_named():
         TrainConfig(augment={"zoom": "0.1"})
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['zoom_range'\]"):
         TrainConfig(augment={"zoom_range": 0.1})
+
+
+@pytest.mark.parametrize(
+    "args,code,expected",
+    [
+        (["--help"], 0, "usage: python -m alexnet_tf"),
+        (["train", "--help"], 0, "--variant {tiny,wide,original,mini}"),
+        (["train", "--epochs", "0"], 1, "error: bad training config: epochs=0 (--epochs) must be >= 1"),
+        (["train", "--augmentation", "fancy"], 2, "invalid choice: 'fancy'"),
+    ],
+)
+def test_help_and_refused_values_come_before_keras_loads(args, code, expected):
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "alexnet_tf", *args], capture_output=True, text=True, cwd=REPO
+    )
+    timings = [line for line in out.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in timings}
+    said = out.stdout + "\n".join(line for line in out.stderr.splitlines() if line not in timings)
+    assert out.returncode == code and expected in said, said[-2000:]
+    assert len(imported) > 10 and not imported & {"keras", "tensorflow", "jax", "torch"}, sorted(imported)
