@@ -39,6 +39,7 @@ _API = {
     "plateau_callback": ".schedules",
     "prediction_table": ".evaluate",
     "preset": ".config",
+    "pretrained": ".shipped",
     "register_augmentation": ".registry",
     "register_model": ".registry",
     "select_files": "data_prep.images",

@@ -210,15 +210,32 @@ def _add_evaluate_command(commands) -> None:
 
 
 def _add_predict_command(commands) -> None:
+    from .shipped import names as shipped_names
+
     p = commands.add_parser(
         "predict",
-        help="the top-5 classes of your own images by a trained run",
-        description="Classify image files of any size or colour mode with a finished run's model (resized as "
-        "training resized its images).",
+        help="the top-5 classes of your own images by a trained run or a shipped network",
+        usage="python -m alexnet_tf predict [--top K] RUN_DIR IMAGE [IMAGE ...]\n"
+        "       python -m alexnet_tf predict [--top K] --pretrained NAME IMAGE [IMAGE ...]",
+        description="Classify image files of any size or colour mode with a finished run's model, or with a "
+        "network the project ships (resized as training resized its images).",
     )
-    p.add_argument("run_dir", help="a finished run folder, runs/<name>")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    p.add_argument("--top", type=int, default=5, help="how many classes to list for each image (default: 5)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="RUN_DIR IMAGE",
+        help="a finished run folder (runs/<name>), then image files (JPEG, PNG, ...); with --pretrained, "
+        "image files only",
+    )
+    p.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help=f"a shipped network instead of a run folder ({', '.join(shipped_names()) or 'none shipped'}; "
+        "alexnet_tf.pretrained)",
+    )
+    p.add_argument(
+        "--top", type=int, default=5, metavar="K", help="how many classes to list for each image (default: 5)"
+    )
 
 
 def print_predictions(table) -> None:
@@ -278,16 +295,27 @@ def _run(args) -> int:
     config = None
     try:
         # What can be refused without Keras is refused first; then Keras loads.
-        if args.command == "predict" and args.top < 1:
-            raise ValueError(f"--top {args.top}: give at least 1")
+        if args.command == "predict":
+            if args.top < 1:
+                raise ValueError(f"--top {args.top}: give at least 1")
+            if args.pretrained is None and len(args.paths) < 2:
+                raise ValueError(
+                    "give a finished run folder, then image files (or --pretrained NAME, then image files)"
+                )
         if args.command in ("main", "train"):
             config = config_from_args(args)
         load_keras()
         if args.command == "predict":
             from .saved_run import predict_files
 
+            if args.pretrained is not None:
+                from .shipped import pretrained
+
+                source, images = pretrained(args.pretrained), args.paths
+            else:
+                source, images = args.paths[0], args.paths[1:]
             failed = []
-            table = predict_files(args.run_dir, args.images, args.top, failed=failed)
+            table = predict_files(source, images, args.top, failed=failed)
             if len(table):
                 print_predictions(table)
             sys.stdout.flush()

@@ -18,7 +18,7 @@ from data_prep.images import PHOTO_MAX_PIXELS
 
 from .config import TrainConfig, plain_name_problem
 from .data import class_descriptions, decode_image, file_hashes, load_images, require_every_class
-from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table
+from .evaluate import confused_pairs, evaluate_predictions, predict, prediction_table, topk_metrics
 from .plots import evaluation_figures
 from .run_folder import (
     RunFolder,
@@ -27,6 +27,7 @@ from .run_folder import (
     manifest_rows,
     read_history,
 )
+from .shipped import Pretrained
 
 # The formats ``evaluate --export`` writes (Keras' native zip, and the legacy HDF5).
 EXPORT_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -208,13 +209,13 @@ def _require_run_images(run: RunFolder, recorded, root, files, labels, class_nam
         )
 
 
-def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
-    """The top-``k`` classes of each image file by a finished run's model: any size or colour mode,
-    resized as training resized its images; one row per file (see ``prediction_table``), with
-    ``top{k}_probability`` beside ``top{k}``. Files that are missing or do not decode are named:
-    with ``failed`` (a list) each is appended to it as one line and the others are predicted;
-    without it, one ValueError names them all."""
-    run = RunFolder.open_finished(run_dir)
+def predict_files(source, files, k=5, failed=None) -> pd.DataFrame:
+    """The top-``k`` classes of each image file by a finished run's model (``source``: its folder)
+    or a shipped network (a ``Pretrained``): any size or colour mode, resized as training resized
+    its images; one row per file (see ``prediction_table``), with ``top{k}_probability`` beside
+    ``top{k}``. Files that are missing or do not decode are named: with ``failed`` (a list) each is
+    appended to it as one line and the others are predicted; without it, one ValueError names them all."""
+    run = source if isinstance(source, Pretrained) else RunFolder.open_finished(source)
     config, model, class_names, words = run.config, run.model, run.class_names, run.words
     decoded = _decode_files(files, config.image_size, failed)
     if not decoded:
@@ -228,6 +229,16 @@ def predict_files(run_dir, files, k=5, failed=None) -> pd.DataFrame:
     table[f"top{k}_probability"] = [" ".join(f"{p:.4f}" for p in row[c]) for row, c in zip(probs, top)]
     table[f"top{k}_names"] = ["|".join(words[i] for i in c) for c in top]
     return table
+
+
+def score_network(network: Pretrained, data, split="val") -> dict:
+    """Top-1 and top-5 accuracy and error of a shipped network on ``split`` of the dataset folder
+    ``data``, with the flip averaging its config records, and the number of images scored."""
+    files, labels = _split_images(data, split, network.class_names)
+    if np.any(labels < 0):
+        raise ValueError(f"{Path(data) / split} has no labels to score against")
+    probs = predict(network.model, load_images(files, network.config.image_size), tta=network.config.tta)
+    return {**topk_metrics(labels, probs), "images": len(files)}
 
 
 def _decode_files(files, image_size, failed=None) -> list:

@@ -196,6 +196,14 @@ def save_array(path, array) -> None:
         np.save(f, array)
 
 
+def save_arrays(path, arrays: dict, new: bool = False) -> None:
+    """Named numpy arrays as one ``.npz`` (uncompressed). ``new``: refuse an existing file."""
+    import numpy as np
+
+    with atomic_file(path, new=new) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def save_model(model, path, new: bool = False, way_out: str = "give another path, or move that file away first"):
     """A Keras model (``.keras``; ``.h5`` writes the legacy HDF5 format). ``new``: refuse an
     existing file, naming it and ``way_out``."""
