@@ -48,8 +48,44 @@ def old_json(config) -> str:
     return json.dumps(values)
 
 
-def run_old(old_code, config, stop_after=None):
-    """Train ``config`` with the old code in a fresh interpreter, stopped after ``stop_after`` epochs."""
+def interrupted_config(data, runs_dir) -> TrainConfig:
+    """The old code's run stopped after the first of its two epochs."""
+    return TrainConfig(
+        data=str(data),
+        runs_dir=str(runs_dir),
+        epochs=2,
+        images_per_class=8,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        name="old-run",
+    )
+
+
+def finished_config(data, runs_dir) -> TrainConfig:
+    """The old code's run trained to its end (one epoch), in the folder named after its settings."""
+    return TrainConfig(
+        data=str(data),
+        runs_dir=str(runs_dir),
+        epochs=1,
+        images_per_class=8,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+    )
+
+
+FINISHED = "the finished run is done"
+
+
+@pytest.fixture(scope="module")
+def old_runs(old_code, synthetic_root, tmp_path_factory):
+    """Both runs of the old code, in one fresh interpreter: ``finished_config``'s to its end (the
+    script then prints ``FINISHED``), then ``interrupted_config``'s stopped after its first epoch
+    of two (the process exits with status 3). Returns (its runs folder, the CompletedProcess).
+    Tests copy a run out before changing it."""
+    runs = tmp_path_factory.mktemp("old-runs")
+    finished, interrupted = finished_config(synthetic_root, runs), interrupted_config(synthetic_root, runs)
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(old_code)!r})
@@ -59,29 +95,30 @@ def run_old(old_code, config, stop_after=None):
 
         class Stop(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                if {stop_after!r} is not None and epoch + 1 >= {stop_after!r}:
-                    raise SystemExit(3)
+                raise SystemExit(3)  # after the first epoch
 
-        train(TrainConfig.from_json({old_json(config)!r}), callbacks=[Stop()], verbose=0)
+        train(TrainConfig.from_json({old_json(finished)!r}), verbose=0)
+        print({FINISHED!r}, flush=True)
+        train(TrainConfig.from_json({old_json(interrupted)!r}), callbacks=[Stop()], verbose=0)
     """)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=old_code)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=old_code)
+    return runs, out
+
+
+def copy_run(old_runs, name, tmp_path):
+    """The old code's run ``name``, copied to ``tmp_path/runs`` (the folder of a run moved elsewhere)."""
+    runs, _ = old_runs
+    source = runs / name
+    assert source.is_dir(), f"the old code wrote {sorted(p.name for p in runs.iterdir())}, not {name}"
+    return shutil.copytree(source, tmp_path / "runs" / name)
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synthetic_root, tmp_path):
-    config = TrainConfig(
-        data=str(synthetic_root),
-        runs_dir=str(tmp_path / "runs"),
-        epochs=2,
-        images_per_class=8,
-        batch_size=32,
-        optimizer="adam",
-        learning_rate=1e-3,
-        name="old-run",
-    )
-    out = run_old(old_code, config, stop_after=1)
+def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_runs, synthetic_root, tmp_path):
+    config = interrupted_config(synthetic_root, tmp_path / "runs")
+    _, out = old_runs
     assert out.returncode == 3, out.stderr[-2000:]
-    run_dir = tmp_path / "runs" / "old-run"
+    run_dir = copy_run(old_runs, "old-run", tmp_path)
     assert (run_dir / "backup" / "latest.weights.h5").is_file()
     assert "data_fingerprint" not in json.loads((run_dir / "config.json").read_text())
 
@@ -93,19 +130,12 @@ def test_an_interrupted_run_of_the_old_code_resumes_and_evaluates(old_code, synt
 
 
 @pytest.mark.slow
-def test_a_finished_run_of_the_old_code_loads_and_evaluates(old_code, synthetic_root, tmp_path):
-    config = TrainConfig(
-        data=str(synthetic_root),
-        runs_dir=str(tmp_path / "runs"),
-        epochs=1,
-        images_per_class=8,
-        batch_size=32,
-        optimizer="adam",
-        learning_rate=1e-3,
-    )
-    out = run_old(old_code, config)
-    assert out.returncode == 0, out.stderr[-2000:]
-    run_dir = tmp_path / "runs" / config.run_name  # the same name and config hash as the old code gave it
+def test_a_finished_run_of_the_old_code_loads_and_evaluates(old_runs, synthetic_root, tmp_path):
+    config = finished_config(synthetic_root, tmp_path / "runs")
+    _, out = old_runs
+    assert FINISHED in out.stdout, out.stderr[-2000:]
+    # the same name and config hash as the old code gave it
+    run_dir = copy_run(old_runs, config.run_name, tmp_path)
     old_metrics = json.loads((run_dir / "metrics.json").read_text())
     loaded = train(config, verbose=0)  # a finished run: loaded, not trained again
     assert loaded.run_dir == run_dir and loaded.metrics == old_metrics
