@@ -26,6 +26,22 @@ def cli(args, capsys):
     return code, out.out, out.err
 
 
+class StopAfterEpoch(Exception):
+    """What ``stop_after``'s callback raises: fit ends as a kill ends it, after an epoch's backup."""
+
+
+def stop_after(epochs=1):
+    """A callback that ends fit after ``epochs`` epochs, as a kill would (the backup is written)."""
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= epochs:
+                raise StopAfterEpoch
+
+    return Stop()
+
+
 def copy_run(run, runs_dir, data=None):
     """``run`` copied into ``runs_dir`` as if it had been trained there, on ``data`` (a copy of
     its dataset) where given: its config.json names the new places, and nothing else changes."""
@@ -75,6 +91,25 @@ def finished_template(synthetic_root, tmp_path_factory):
 def finished_run(finished_template, tmp_path):
     """A finished run of ``tiny`` in this test's own runs folder, free to change."""
     return copy_run(finished_template, tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def interrupted_template(synthetic_root, tmp_path_factory):
+    """``tiny``'s run for 3 epochs, stopped after its second as a kill stops it: backups of epoch 2
+    (latest) and epoch 1 (previous), no model yet. Trained once a session; tests take a copy."""
+    from alexnet_tf.run_folder import RunFolder
+    from alexnet_tf.training import train
+
+    config = tiny(synthetic_root, tmp_path_factory.mktemp("interrupted"), epochs=3)
+    with pytest.raises(StopAfterEpoch):
+        train(config, callbacks=[stop_after(2)], verbose=0)
+    return RunFolder(config).path
+
+
+@pytest.fixture
+def interrupted(interrupted_template, synthetic_root, tmp_path):
+    """(config, folder): a copy of the interrupted run in this test's runs folder, and its config."""
+    return tiny(synthetic_root, tmp_path / "runs", epochs=3), copy_run(interrupted_template, tmp_path / "runs")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import textwrap
 import time
 import zipfile
 
-import keras
 import numpy as np
 import pytest
 
@@ -20,32 +19,17 @@ from alexnet_tf.config import preset
 from alexnet_tf.run_folder import RunFolder, RunFolderInUse
 from alexnet_tf.saved_run import evaluate_saved
 from alexnet_tf.training import train
-from conftest import REPO, cli, copy_run, tiny
+from conftest import REPO, StopAfterEpoch, cli, copy_run, stop_after, tiny
 
 
 def one_line_error(err):
     return err.startswith("error: ") and err.count("\n") == 1
 
 
-class StopAfterEpoch(Exception):
-    pass
-
-
-def _Stop(epochs=1):
-    """A callback that ends fit after ``epochs`` epochs, as a kill would (the backup is written)."""
-
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 >= epochs:
-                raise StopAfterEpoch
-
-    return Stop()
-
-
 def interrupted_run(config):
     """A run stopped after its first epoch: backup on disk, no model.keras."""
     with pytest.raises(StopAfterEpoch):
-        train(config, callbacks=[_Stop(1)], verbose=0)
+        train(config, callbacks=[stop_after(1)], verbose=0)
     run = RunFolder(config)
     assert (run.backup / "latest.weights.h5").is_file() and not (run.path / "model.keras").exists()
     return run
@@ -175,24 +159,23 @@ def test_resume_on_changed_data_is_refused_with_the_differences_counted(own_data
     assert (RunFolder(config).path / "manifest.csv").read_text() == manifest  # still says what epoch 1 saw
 
 
-def test_resume_on_the_same_data_goes_on(own_data, tmp_path):
-    config = tiny(own_data, tmp_path / "runs", epochs=2)
-    interrupted_run(config)
+def test_resume_on_the_same_data_goes_on(interrupted):
+    config, _ = interrupted
     result = train(config, verbose=0)
-    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1]
+    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1, 2]
 
 
-def test_a_runs_folder_and_dataset_moved_elsewhere_resume_there(own_data, tmp_path):
+def test_a_runs_folder_and_dataset_moved_elsewhere_resume_there(interrupted_template, own_data, tmp_path):
     """Runs copied to Drive, or a repository cloned anew: the run is where its folder is now, and
     the manifest, not the path, says whether the images are its own."""
-    config = tiny(own_data, tmp_path / "runs", epochs=2)
-    interrupted_run(config)
+    config = tiny(own_data, tmp_path / "runs", epochs=3)
+    copy_run(interrupted_template, tmp_path / "runs", data=own_data)
     moved_data = tmp_path / "elsewhere" / own_data.name  # the same folder name, another place
     shutil.move(own_data, moved_data)
     shutil.move(tmp_path / "runs", tmp_path / "drive-runs")
     moved = config.replace(data=str(moved_data), runs_dir=str(tmp_path / "drive-runs"))
     result = train(moved, verbose=0)
-    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1]
+    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1, 2]
     assert result.run_dir == RunFolder(moved).path
     assert train(moved, verbose=0).metrics == result.metrics  # and, finished, it loads there
     with pytest.raises(FileExistsError, match="another config"):
@@ -338,11 +321,9 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_notice(synthetic_root, tmp_path
 
 
 @pytest.mark.parametrize("damage", ["truncated-weights", "empty-metadata"])
-def test_a_broken_latest_backup_falls_back_to_the_epoch_before(own_data, tmp_path, capsys, damage):
-    config = tiny(own_data, tmp_path / "runs", epochs=3)
-    with pytest.raises(StopAfterEpoch):
-        train(config, callbacks=[_Stop(2)], verbose=0)
-    backup = RunFolder(config).backup
+def test_a_broken_latest_backup_falls_back_to_the_epoch_before(interrupted, capsys, damage):
+    config, folder = interrupted
+    backup = folder / "backup"
     assert (backup / "previous.weights.h5").is_file()
     if damage == "truncated-weights":
         data = (backup / "latest.weights.h5").read_bytes()
@@ -355,11 +336,9 @@ def test_a_broken_latest_backup_falls_back_to_the_epoch_before(own_data, tmp_pat
     assert list(result.history["epoch"]) == [0, 1, 2] and result.metrics["resumed"]
 
 
-def test_no_loadable_backup_names_the_files_and_the_way_out(own_data, tmp_path, capsys):
-    config = tiny(own_data, tmp_path / "runs", epochs=3)
-    with pytest.raises(StopAfterEpoch):
-        train(config, callbacks=[_Stop(2)], verbose=0)
-    backup = RunFolder(config).backup
+def test_no_loadable_backup_names_the_files_and_the_way_out(interrupted, synthetic_root, tmp_path, capsys):
+    _, folder = interrupted
+    backup = folder / "backup"
     for name in ("latest.weights.h5", "previous.weights.h5"):
         (backup / name).write_bytes(b"\0" * 64)
     args = [
@@ -367,7 +346,7 @@ def test_no_loadable_backup_names_the_files_and_the_way_out(own_data, tmp_path, 
         "--preset",
         "quick",
         "--data",
-        own_data,
+        synthetic_root,
         "--runs-dir",
         tmp_path / "runs",
         "--epochs",
