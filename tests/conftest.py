@@ -26,8 +26,8 @@ def cli(args, capsys):
     return code, out.out, out.err
 
 
-class StopAfterEpoch(Exception):
-    """What ``stop_after``'s callback raises: fit ends as a kill ends it, after an epoch's backup."""
+class StopAfterEpoch(KeyboardInterrupt):
+    """What ``stop_after``'s callback raises: fit ends as Ctrl-C ends it, after an epoch's backup."""
 
 
 def stop_after(epochs=1):

@@ -159,12 +159,6 @@ def test_resume_on_changed_data_is_refused_with_the_differences_counted(own_data
     assert (RunFolder(config).path / "manifest.csv").read_text() == manifest  # still says what epoch 1 saw
 
 
-def test_resume_on_the_same_data_goes_on(interrupted):
-    config, _ = interrupted
-    result = train(config, verbose=0)
-    assert result.metrics["resumed"] and list(result.history["epoch"]) == [0, 1, 2]
-
-
 def test_a_runs_folder_and_dataset_moved_elsewhere_resume_there(interrupted_template, own_data, tmp_path):
     """Runs copied to Drive, or a repository cloned anew: the run is where its folder is now, and
     the manifest, not the path, says whether the images are its own."""

@@ -106,22 +106,22 @@ def test_prediction_table_and_unlabelled_scores():
         evaluate_predictions(np.array([-1, -1]), probs, ["a", "b", "c"])
 
 
-class _Kill(keras.callbacks.Callback):
-    """Stops the process the hard way after an epoch, as a kill would (after the epoch's backup)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-
-def test_killed_run_resumes_with_its_history(synthetic_root, tmp_path):
-    config = preset("quick", data=str(synthetic_root), runs_dir=str(tmp_path), epochs=4, images_per_class=20)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, callbacks=[_Kill()], verbose=0)
-    assert (tmp_path / config.run_name / "backup").is_dir()
-    result = train(config, verbose=0)
-    assert list(result.history["epoch"]) == [0, 1, 2, 3] and result.metrics["resumed"] is True
+def test_killed_run_resumes_with_its_history_one_line_an_epoch(
+    interrupted, synthetic_root, tmp_path, capsys, monkeypatch
+):
+    config, folder = interrupted  # stopped by Ctrl-C after epoch 2 of 3 (conftest.py)
+    assert (folder / "backup").is_dir() and not (folder / "model.keras").exists()
+    monkeypatch.chdir(tmp_path)  # as a notebook runs beside its runs folder
+    result = train(config, verbose="line")
+    assert list(result.history["epoch"]) == [0, 1, 2] and result.metrics["resumed"] is True
     assert not (result.run_dir / "backup").exists()
+    out = capsys.readouterr().out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["3/3"]
+    assert all(len(line) < 100 and "val top-1" in line for line in epochs)
+    assert "━" not in out and "Epoch 1/" not in out
+    assert str(tmp_path) not in out  # the run folder is shown relative to the working folder where it can be
+    assert str(synthetic_root) not in out  # so is the data (../synthetic0/...), which the run records as absolute
 
 
 def test_topk_and_report_against_hand_computed_values():
@@ -205,20 +205,6 @@ def test_confused_pairs_name_the_most_frequent_mistakes():
         ("dog", "owl", 1),
     ]
     assert pairs["share"].tolist() == [0.5, 0.2, 0.1]  # no pair without a mistake, none on the diagonal
-
-
-def test_verbose_line_prints_one_short_line_an_epoch(synthetic_root, tmp_path, capsys, monkeypatch):
-    from conftest import tiny
-
-    monkeypatch.chdir(tmp_path)  # as a notebook runs beside its runs folder
-    train(tiny(synthetic_root, tmp_path, epochs=2), verbose="line")
-    out = capsys.readouterr().out
-    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
-    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
-    assert all(len(line) < 100 and "val top-1" in line for line in epochs)
-    assert "━" not in out and "Epoch 1/" not in out
-    assert str(tmp_path) not in out  # the run folder is shown relative to the working folder where it can be
-    assert str(synthetic_root) not in out  # so is the data (../synthetic0/...), which the run records as absolute
 
 
 def test_shown_paths_are_relative_beside_the_working_folder_and_absolute_further(tmp_path, monkeypatch):
