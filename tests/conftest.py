@@ -78,6 +78,15 @@ def synthetic_root(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("synthetic"), train_per_class=60, val_per_class=10, test_images=20)
 
 
+@pytest.fixture
+def no_run_figures(monkeypatch):
+    """For tests of what runs return, not of their figures: each run's evaluation draws none
+    (drawing them is most of a quick run's evaluation; test_train checks them)."""
+    from alexnet_tf import saved_run
+
+    monkeypatch.setattr(saved_run, "evaluation_figures", lambda *args, **kwargs: None)
+
+
 @pytest.fixture(scope="session")
 def finished_template(synthetic_root, tmp_path_factory):
     """``tiny``'s run on the synthetic set, trained once a session. Never changed: tests take a

@@ -149,7 +149,9 @@ def test_augmentation_figure(tmp_path):
     "augmentation, mixing, pca",
     [("classic", None, 0.0), ("classic", None, 0.1), ("fast", "mixup", 0.1), ("none", "cutmix", 0.1)],
 )
-def test_each_way_an_augmentation_feeds_training_trains(augmentation, mixing, pca, synthetic_root, tmp_path):
+def test_each_way_an_augmentation_feeds_training_trains(
+    augmentation, mixing, pca, synthetic_root, tmp_path, no_run_figures
+):
     """The generator (classic), the layer (fast) and none, with mixing and PCA lighting, each feed a run."""
     from alexnet_tf.training import train
     from conftest import tiny

@@ -3,19 +3,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alexnet_tf import saved_run
 from alexnet_tf.config import preset
 from alexnet_tf.experiments import cross_validate, grid_search, lrn_ablation, transfer
 from alexnet_tf.model import alexnet_model, load_matching_weights
 from data_prep import make_folds
 from data_prep.tiny_imagenet import dataset_classes
 
-
-@pytest.fixture(autouse=True)
-def _no_run_figures(monkeypatch):
-    """The experiments' tables are under test here, not each run's figures (drawing them is most of a
-    quick run's evaluation): test_train draws them, and notebook 06 runs these experiments with them."""
-    monkeypatch.setattr(saved_run, "evaluation_figures", lambda *args, **kwargs: None)
+# The experiments' tables are under test here; notebook 06 runs these experiments with their figures.
+pytestmark = pytest.mark.usefixtures("no_run_figures")
 
 
 @pytest.fixture
