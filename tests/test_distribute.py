@@ -17,25 +17,30 @@ from conftest import REPO
 
 pytest.importorskip("jax")
 
-# One process of a run: join the others (told by the KERAS_DISTRIBUTION_* variables, as a launcher
-# would), train, and report a checksum of every final weight.
+# One process of a run: the command line's ``train``, which also reports a checksum of every final
+# weight of this process's model (process 1 writes no model file to compare).
 WORKER = r"""
 import hashlib, json, sys
 import numpy as np
-from alexnet_tf import distribute
-from alexnet_tf.config import preset
-from alexnet_tf.training import train
+from alexnet_tf import cli, distribute, training
 
-data, runs_dir = sys.argv[1:3]
-if distribute.multi_process_requested():
-    distribute.start_processes()
-result = train(preset("quick", data=data, runs_dir=runs_dir, epochs=2, distribute="data-parallel"), verbose=0)
-print("RESULT " + json.dumps({
-    "process": distribute.process_index(), "writer": distribute.is_writer(), "run_dir": str(result.run_dir),
-    "weights": [hashlib.sha256(np.ascontiguousarray(w).tobytes()).hexdigest() for w in result.model.get_weights()],
-    "metrics": result.metrics,
-}))
+train = training.train
+
+def train_and_report(config, **kwargs):
+    result = train(config, **kwargs)
+    print("RESULT " + json.dumps({
+        "process": distribute.process_index(), "writer": distribute.is_writer(), "run_dir": str(result.run_dir),
+        "weights": [hashlib.sha256(np.ascontiguousarray(w).tobytes()).hexdigest() for w in result.model.get_weights()],
+        "metrics": result.metrics,
+    }), flush=True)
+    return result
+
+training.train = train_and_report  # the command line looks it up when it trains
+sys.exit(cli.main(sys.argv[1:]))
 """
+# Every run of this module: small (16 images a class, 5 steps an epoch), and three epochs, so that a
+# kill after the first leaves the processes two epochs from the end.
+EPOCHS = 3
 
 
 def free_port() -> int:
@@ -44,143 +49,114 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def jax_env(devices=1, **variables):
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    """One compilation cache for the module's JAX processes: a resumed run, and each process of a
+    run, compiles the same programs as the processes before it, and XLA's compiling is most of a
+    small run's time."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+def jax_env(cache, devices=1, **variables):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("KERAS_DISTRIBUTION_")}
-    env.update(KERAS_BACKEND="jax", **variables)
+    env.update(
+        KERAS_BACKEND="jax",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        **variables,
+    )
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
 
 
-def run_processes(commands, envs, timeout=600):
-    """Start every command at once (each with its env); wait for all; return (code, stdout, stderr)s."""
-    procs = [
-        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=e)
+def train_command(data, runs_dir, *launch):
+    return [
+        sys.executable,
+        "-c",
+        WORKER,
+        "train",
+        "--preset",
+        "quick",
+        "--epochs",
+        str(EPOCHS),
+        "--images-per-class",
+        "16",
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs_dir),
+        "--distribute",
+        "data-parallel",
+        *launch,
+    ]
+
+
+def start(commands, envs, stdout=subprocess.PIPE):
+    return [
+        subprocess.Popen(c, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=REPO, env=e)
         for c, e in zip(commands, envs)
     ]
+
+
+def reports(procs, timeout=600):
+    """Wait for every process; each must succeed. Their reports, in the order started."""
     results = []
     try:
         for p in procs:
             out, err = p.communicate(timeout=timeout)
-            results.append((p.returncode, out, err))
+            assert p.returncode == 0, err[-4000:]
+            results.append(json.loads(out.split("RESULT ", 1)[1].splitlines()[0]))
     finally:
         for p in procs:
             p.kill()
     return results
 
 
-def train_data_parallel(data, runs_dir, processes=1, devices=1):
-    command = [sys.executable, "-c", WORKER, str(data), str(runs_dir)]
-    if processes == 1:
-        envs = [jax_env(devices)]
-    else:
-        address = f"127.0.0.1:{free_port()}"
-        envs = [
-            jax_env(
-                devices,
-                KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
-                KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes),
-                KERAS_DISTRIBUTION_PROCESS_ID=str(i),
-            )
-            for i in range(processes)
-        ]
-    reports = []
-    for code, out, err in run_processes([command] * processes, envs):
-        assert code == 0, err[-4000:]
-        reports.append(json.loads(out.split("RESULT ", 1)[1]))
-    return reports
+def two_processes(data, runs_dir, cache):
+    """The commands and environments of a run of two processes. Process 0 is told where to meet by
+    options, process 1 by the KERAS_DISTRIBUTION_* variables (as a launcher would): both ways join."""
+    address = f"127.0.0.1:{free_port()}"
+    commands = [
+        train_command(data, runs_dir, "--coordinator", address, "--num-processes", "2", "--process-id", "0"),
+        train_command(data, runs_dir),
+    ]
+    envs = [
+        jax_env(cache),
+        jax_env(
+            cache,
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID="1",
+        ),
+    ]
+    return commands, envs
+
+
+def history_of(report):
+    return pd.read_csv(os.path.join(report["run_dir"], "history.csv"))
 
 
 @pytest.fixture(scope="module")
-def two_devices(synthetic_root, tmp_path_factory):
+def two_devices(synthetic_root, tmp_path_factory, jax_cache):
     """The reference: one process whose CPU is split into two devices, the same global batch and seed."""
-    [report] = train_data_parallel(synthetic_root, tmp_path_factory.mktemp("two-devices"), devices=2)
-    return report, pd.read_csv(os.path.join(report["run_dir"], "history.csv"))
+    runs = tmp_path_factory.mktemp("two-devices")
+    [report] = reports(start([train_command(synthetic_root, runs)], [jax_env(jax_cache, devices=2)]))
+    return report, history_of(report)
 
 
-@pytest.mark.slow
-def test_two_processes_train_one_model(synthetic_root, tmp_path, two_devices):
-    reference, reference_history = two_devices
-    reports = train_data_parallel(synthetic_root, tmp_path, processes=2)
-    by_process = {r["process"]: r for r in reports}
-    assert sorted(by_process) == [0, 1] and by_process[0]["writer"] and not by_process[1]["writer"]
-    # Every weight of the final model is bit-identical in both processes.
-    assert by_process[0]["weights"] == by_process[1]["weights"]
-    # Exactly one run folder, written once: one CSV row an epoch, not one per process.
-    [run_dir] = list(tmp_path.iterdir())
-    assert {"config.json", "manifest.csv", "history.csv", "model.keras", "best.keras", "metrics.json"} <= {
-        p.name for p in run_dir.iterdir()
-    }
-    assert not (run_dir / "backup").exists()
-    history = pd.read_csv(run_dir / "history.csv")
-    # Two replicas either way, fed the same global batches with the same seed: the same sums, and
-    # only where the two halves of each sum meet (gloo between processes, XLA within one) may the
-    # last bits differ. So every metric of every epoch agrees to 1e-5.
-    assert list(history["epoch"]) == list(reference_history["epoch"]) == [0, 1]
-    for column in reference_history.columns:
-        np.testing.assert_allclose(history[column], reference_history[column], rtol=1e-5, err_msg=column)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["processes"] == 2 and metrics["replicas"] == 2 and metrics["distribute"] == "data-parallel"
-    assert metrics["top1_accuracy"] == pytest.approx(reference["metrics"]["top1_accuracy"], abs=1e-6)
-    assert by_process[1]["metrics"] == {}
-
-
-@pytest.mark.slow
-def test_two_devices_train_as_one_device_does(synthetic_root, tmp_path, two_devices):
-    reference, reference_history = two_devices
-    [report] = train_data_parallel(synthetic_root, tmp_path)
-    assert reference["metrics"]["replicas"] == 2 and report["metrics"]["replicas"] == 1
-    history = pd.read_csv(os.path.join(report["run_dir"], "history.csv"))
-    # One replica sums each gradient whole, two sum halves and add them: the first step's loss is
-    # identical and later steps differ by float32 rounding (about 1e-7 relative a step). Adam's
-    # normalised steps carry that into the weights, so after two epochs the losses differ by about
-    # 0.1-0.4% (measured); the test allows 2%. Accuracies near chance (this tiny synthetic run) flip
-    # with such noise by several points, so they are compared between processes above, not here.
-    assert list(history["epoch"]) == [0, 1]
-    for column in ("loss", "val_loss"):
-        np.testing.assert_allclose(history[column], reference_history[column], rtol=2e-2, err_msg=column)
-
-
-@pytest.mark.slow
-def test_killing_every_process_and_starting_again_resumes(synthetic_root, tmp_path):
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "alexnet_tf",
-        "train",
-        "--preset",
-        "quick",
-        "--epochs",
-        "3",
-        "--data",
-        str(synthetic_root),
-        "--runs-dir",
-        str(tmp_path),
-        "--distribute",
-        "data-parallel",
-        "--coordinator",
-        f"127.0.0.1:{port}",
-        "--num-processes",
-        "2",
-    ]
-    env = jax_env()
-    procs = [
-        subprocess.Popen(
-            command + ["--process-id", str(i)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=env,
-        )
-        for i in range(2)
-    ]
-    try:  # kill both as soon as the first epoch is backed up
+@pytest.fixture(scope="module")
+def killed_and_resumed(synthetic_root, tmp_path_factory, jax_cache):
+    """One run of two processes, both killed as soon as the first epoch is backed up, then started
+    again with the same commands (on a new port): what the folder held at the kill, the runs
+    folder, and both processes' reports of the finished run."""
+    runs = tmp_path_factory.mktemp("two-processes")
+    procs = start(*two_processes(synthetic_root, runs, jax_cache), stdout=subprocess.DEVNULL)
+    try:
         deadline = time.time() + 400
         marker = None
         while time.time() < deadline and all(p.poll() is None for p in procs):
-            found = list(tmp_path.glob("*/backup/training_metadata.json"))
+            found = list(runs.glob("*/backup/training_metadata.json"))
             if found:
                 marker = found[0]
                 break
@@ -193,22 +169,70 @@ def test_killing_every_process_and_starting_again_resumes(synthetic_root, tmp_pa
             p.kill()
             p.wait()
     run_dir = marker.parents[1]
-    rows_before = len(pd.read_csv(run_dir / "history.csv"))
-    assert 1 <= rows_before < 3 and not (run_dir / "metrics.json").exists()
+    at_kill = {
+        "run_dir": run_dir,
+        "rows": len(pd.read_csv(run_dir / "history.csv")),
+        "finished": (run_dir / "metrics.json").exists(),
+    }
+    return at_kill, runs, reports(start(*two_processes(synthetic_root, runs, jax_cache)))
 
-    # The same command again, once per process: it goes on from the last finished epoch.
-    port = free_port()
-    command[command.index("--coordinator") + 1] = f"127.0.0.1:{port}"
-    results = run_processes([command + ["--process-id", str(i)] for i in range(2)], [env, env])
-    for code, _, err in results:
-        assert code == 0, err[-4000:]
-    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
+
+@pytest.mark.slow
+def test_two_processes_train_one_model(killed_and_resumed, two_devices):
+    reference, reference_history = two_devices
+    _, runs, resumed = killed_and_resumed
+    by_process = {r["process"]: r for r in resumed}
+    assert sorted(by_process) == [0, 1] and by_process[0]["writer"] and not by_process[1]["writer"]
+    # Every weight of the final model is bit-identical in both processes.
+    assert by_process[0]["weights"] == by_process[1]["weights"]
+    # Exactly one run folder, written once: one CSV row an epoch, not one per process.
+    [run_dir] = list(runs.iterdir())
+    assert {"config.json", "manifest.csv", "history.csv", "model.keras", "best.keras", "metrics.json"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    assert not (run_dir / "backup").exists()
+    history = pd.read_csv(run_dir / "history.csv")
+    # Two replicas either way, fed the same global batches with the same seed: the same sums, and
+    # only where the two halves of each sum meet (gloo between processes, XLA within one) may the
+    # last bits differ. So every metric of every epoch agrees to 1e-5, the epochs after the
+    # resume too (a resumed run draws what an uninterrupted one draws).
+    assert list(history["epoch"]) == list(reference_history["epoch"]) == list(range(EPOCHS))
+    for column in reference_history.columns:
+        np.testing.assert_allclose(history[column], reference_history[column], rtol=1e-5, err_msg=column)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["replicas"] == 2 and metrics["distribute"] == "data-parallel"
+    assert metrics["top1_accuracy"] == pytest.approx(reference["metrics"]["top1_accuracy"], abs=1e-6)
+    assert by_process[1]["metrics"] == {}
+
+
+@pytest.mark.slow
+def test_two_devices_train_as_one_device_does(synthetic_root, tmp_path, two_devices, jax_cache):
+    reference, reference_history = two_devices
+    [report] = reports(start([train_command(synthetic_root, tmp_path)], [jax_env(jax_cache)]))
+    assert reference["metrics"]["replicas"] == 2 and report["metrics"]["replicas"] == 1
+    # One replica sums each gradient whole, two sum halves and add them: the first step's loss is
+    # identical and later steps differ by float32 rounding (about 1e-7 relative a step). Adam's
+    # normalised steps carry that into the weights, so the epochs' losses differ by up to about 0.6%
+    # (measured); the test allows 2%. Accuracies near chance (this tiny synthetic run) flip
+    # with such noise by several points, so they are compared between processes above, not here.
+    assert list(history_of(report)["epoch"]) == list(range(EPOCHS))
+    for column in ("loss", "val_loss"):
+        np.testing.assert_allclose(history_of(report)[column], reference_history[column], rtol=2e-2, err_msg=column)
+
+
+@pytest.mark.slow
+def test_killing_every_process_and_starting_again_resumes(killed_and_resumed):
+    at_kill, runs, _ = killed_and_resumed
+    run_dir = at_kill["run_dir"]
+    assert 1 <= at_kill["rows"] < EPOCHS and not at_kill["finished"]
+    # The same commands again, once per process, went on from the last finished epoch.
+    assert [p.name for p in runs.iterdir()] == [run_dir.name]
     epochs = list(pd.read_csv(run_dir / "history.csv")["epoch"])
     # Every epoch once, in order: the kill may have cut an epoch after its row but before its backup,
     # and then that epoch ran again and its row appears twice (read_history keeps the last).
-    assert sorted(set(epochs)) == [0, 1, 2] and epochs == sorted(epochs)
+    assert sorted(set(epochs)) == list(range(EPOCHS)) and epochs == sorted(epochs)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["resumed"] is True and metrics["epochs"] == 3 and metrics["processes"] == 2
+    assert metrics["resumed"] is True and metrics["epochs"] == EPOCHS and metrics["processes"] == 2
     assert not (run_dir / "backup").exists()
 
 
