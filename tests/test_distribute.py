@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cli
 
 pytest.importorskip("jax")
 
@@ -264,37 +264,59 @@ def test_validation_must_split_over_local_devices():
         validation_batch_size(500, 8)
 
 
-def test_launch_settings_need_data_parallel_on_jax(tmp_path):
-    def cli(args, backend="tensorflow", **env):
-        return subprocess.run(
-            [sys.executable, "-m", "alexnet_tf", "train", "--runs-dir", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "KERAS_BACKEND": backend, **env},
-            timeout=300,
-        )
+# Several ``python -m alexnet_tf ARGS`` in one JAX process, each with its own extra environment:
+# their exit codes and what each wrote to stderr.
+COMMANDS = r"""
+import contextlib, io, json, os, sys
+from alexnet_tf.cli import main
 
-    out = cli(["--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:1"])
-    assert out.returncode == 1 and "are for --distribute data-parallel" in out.stderr
-    out = cli(["--distribute", "data-parallel"])
-    assert out.returncode == 1 and "set KERAS_BACKEND=jax" in out.stderr
-    out = cli(["--distribute", "data-parallel", "--num-processes", "2"], backend="jax")
-    assert out.returncode == 1 and "missing: --coordinator HOST:PORT, --process-id I" in out.stderr
-    out = cli(
-        ["--distribute", "data-parallel"],
-        backend="jax",
-        KERAS_DISTRIBUTION_NUM_PROCESSES="2",
-        KERAS_DISTRIBUTION_PROCESS_ID="5",
-        KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1",
+results = []
+for args, env in json.loads(sys.argv[1]):
+    os.environ.update(env)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    for name in env:
+        del os.environ[name]
+    results.append([code, err.getvalue()])
+print("RESULT " + json.dumps(results))
+"""
+
+
+def test_launch_settings_need_data_parallel_on_jax(tmp_path, capsys, jax_cache):
+    train = ["train", "--runs-dir", str(tmp_path)]
+    # Refused on this process's backend (the suite's, TensorFlow), before any process is started.
+    code, _, err = cli([*train, "--num-processes", "2", "--process-id", "0", "--coordinator", "127.0.0.1:1"], capsys)
+    assert code == 1 and "are for --distribute data-parallel" in err
+    code, _, err = cli([*train, "--distribute", "data-parallel"], capsys)
+    assert code == 1 and "set KERAS_BACKEND=jax" in err
+
+    # The rest on JAX, in one fresh process (of two devices): refused before it joins any other.
+    commands = [
+        ([*train, "--distribute", "data-parallel", "--num-processes", "2"], {}),
+        (
+            [*train, "--distribute", "data-parallel"],
+            {
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": "5",
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:1",
+            },
+        ),
+        ([*train, "--distribute", "data-parallel", "--batch-size", "33"], {}),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", COMMANDS, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=jax_env(jax_cache, devices=2),
+        timeout=300,
     )
-    assert out.returncode == 1 and "--process-id 5 must be in 0..1" in out.stderr
-    out = cli(
-        ["--distribute", "data-parallel", "--batch-size", "33"],
-        backend="jax",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
-    assert out.returncode == 1 and "batch_size=33 (the global batch) does not split evenly over 2 devices" in out.stderr
+    assert out.returncode == 0, out.stderr[-4000:]
+    missing, out_of_range, uneven = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert missing[0] == 1 and "missing: --coordinator HOST:PORT, --process-id I" in missing[1]
+    assert out_of_range[0] == 1 and "--process-id 5 must be in 0..1" in out_of_range[1]
+    assert uneven[0] == 1 and "batch_size=33 (the global batch) does not split evenly over 2 devices" in uneven[1]
     assert not any(tmp_path.iterdir())  # refused before a run folder was made
 
 
