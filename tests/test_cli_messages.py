@@ -63,6 +63,15 @@ def test_predict_files_in_python_names_every_bad_file_or_collects_them(finished_
     assert list(table["file"]) == [str(tmp_path / "good.jpg")] and len(failed) == 4
 
 
+def test_predict_refuses_a_bad_count_or_no_image_before_anything_loads(tmp_path, capsys):
+    for args, said in (
+        (["predict", "--top", "0", tmp_path, tmp_path / "a.jpg"], "--top 0: give at least 1"),
+        (["predict", tmp_path], "give a finished run folder, then image files"),
+    ):
+        code, out, err = cli(args, capsys)
+        assert code == 1 and out == "" and one_line_error(err) and said in err
+
+
 def test_predict_with_only_bad_files_predicts_nothing_and_fails(finished_run, tmp_path, capsys):
     code, out, err = cli(["predict", finished_run, tmp_path / "missing.jpg"], capsys)
     assert code == 1 and out == "" and one_line_error(err) and "no such file" in err

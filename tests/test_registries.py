@@ -1,6 +1,8 @@
 """A new model or augmentation is one registered entry, found by name by the config, the command
 line and training alike; the class grammar is read by one parser everywhere."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -115,3 +117,20 @@ def test_the_command_line_the_config_and_subset_agree(synthetic_root):
         == choose_classes(synthetic_root, 3)
         == choose_classes(synthetic_root, "first:3")
     )
+
+
+def test_a_registry_holds_names_without_importing_until_an_entry_is_looked_up():
+    from alexnet_tf.registry import Registry, register_augmentation
+
+    things = Registry("thing")
+    things.register("dumps", kind="text")("json:dumps")  # a built-in: named, imported on first lookup
+    things.register("own")(len)
+    assert things.names() == ["dumps", "own"] and len(things) == 2 and list(things) == ["dumps", "own"]
+    assert "dumps" in things and "other" not in things and things.info("dumps") == {"kind": "text"}
+    assert things._entries["dumps"] == "json:dumps"  # info needs no import
+    assert things["dumps"] is json.dumps and things.lookup("own") is len
+    with pytest.raises(ValueError, match="unknown thing 'other'; choose one of dumps, own"):
+        things.info("other")
+    assert things.pop("own") is len and things.names() == ["dumps"]
+    with pytest.raises(ValueError, match="feed='stream'; choose one of layer, generator"):
+        register_augmentation("toy", feed="stream")

@@ -237,3 +237,28 @@ def test_the_retracing_notice_is_dropped_and_other_warnings_pass(caplog):
         )
         logger.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_the_notebooks_own_figures_draw(tmp_path):
+    import pandas as pd
+
+    from alexnet_tf.plots import plot_experiment, plot_per_class_accuracy, plot_samples, plot_schedule
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (40, 64, 64, 3), dtype=np.uint8), np.repeat(np.arange(10), 4)
+    plot_samples(images, labels, [f"class {i}" for i in range(10)], per_class=3, classes=4, path=tmp_path / "s.png")
+    plot_schedule([0.1 * 0.5**i for i in range(6)], tmp_path / "lr.png")
+    table = pd.DataFrame({"dropout": [0.3, 0.5], "top1_accuracy": [0.4, 0.5]})
+    plot_experiment(table, ["dropout"], tmp_path / "grid.png")
+    report = pd.DataFrame(
+        {
+            "class": [f"n{i:03d}" for i in range(50)],
+            "name": [f"thing {i}" for i in range(50)],
+            "accuracy": rng.random(50),
+        }
+    )
+    fig = plot_per_class_accuracy(report, tmp_path / "per_class.png", top=10)
+    assert "the 5 worst and 5 best of 50 classes" in fig.axes[0].get_title()
+    assert len(fig.axes[0].patches) == 10
+    for name in ("s.png", "lr.png", "grid.png", "per_class.png"):
+        assert (tmp_path / name).stat().st_size > 5000, name
