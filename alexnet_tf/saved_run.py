@@ -1,12 +1,14 @@
-"""Saved runs: a finished run folder loaded, evaluated again (on any split or other data), and
-used to predict image files, as ``sample.py`` stands beside ``train.py``. ``alexnet_tf.training``
+"""Saved runs: a finished run folder loaded, evaluated again (on any split or other data), used
+to predict image files, and shipped as a network (``ship``), as ``sample.py`` stands beside
+``train.py``. ``alexnet_tf.training``
 trains; this module never trains, and reads its folders through ``alexnet_tf.run_folder``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -25,9 +27,10 @@ from .run_folder import (
     compare_manifests,
     describe_changes,
     manifest_rows,
+    model_record,
     read_history,
 )
-from .shipped import Pretrained
+from .shipped import Pretrained, network, weights_arrays
 
 # The formats ``evaluate --export`` writes (Keras' native zip, and the legacy HDF5).
 EXPORT_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -40,6 +43,8 @@ __all__ = [
     "load_run",
     "predict_files",
     "read_history",
+    "score_network",
+    "ship",
 ]
 
 
@@ -239,6 +244,47 @@ def score_network(network: Pretrained, data, split="val") -> dict:
         raise ValueError(f"{Path(data) / split} has no labels to score against")
     probs = predict(network.model, load_images(files, network.config.image_size), tta=network.config.tta)
     return {**topk_metrics(labels, probs), "images": len(files)}
+
+
+# The scores a shipped network's record holds, the run's and the shipped file's own.
+SHIPPED_SCORES = ("top1_accuracy", "top5_accuracy", "images")
+
+
+def ship(run_dir, name: str, data, out, command: str, split: str = "val") -> dict:
+    """Ship the finished run at ``run_dir`` as network ``name``: its weights as float16
+    (``<name>.weights.npz``) and its record (``<name>.json``, the fields ``alexnet_tf.shipped``
+    reads) written into the existing folder ``out``, where neither may exist yet; the shipped file
+    is then scored on ``split`` of the dataset folder ``data`` with the run's flip averaging, and
+    the record, holding the run's score and the shipped file's own, is returned."""
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: the folder to ship into does not exist; create it first")
+    run = RunFolder.open_finished(run_dir)
+    weights = out / f"{name}.weights.npz"
+    fsutil.refuse_existing(out / f"{name}.json", "choose another name, or move that file away first")
+    fsutil.save_arrays(weights, weights_arrays(run.model), new=True)
+    normalize = run.model.get_layer("normalize").get_config()
+    metrics = run.folder.metrics()
+    record = {
+        "name": name,
+        "file": weights.name,
+        **model_record(weights, run.model),  # what models.json holds of a run's model file
+        "bytes": weights.stat().st_size,
+        "dtype": "float16",
+        "class_names": [list(c) for c in run.classes],
+        "mean": [float(v) for v in normalize["mean"]],
+        "variance": [float(v) for v in normalize["variance"]],
+        "config": asdict(run.config),
+        "trained_on": f"Tiny ImageNet's train split: {metrics.get('train_images')} images of {len(run.classes)} classes",
+        "command": command,
+        "run": run.path.name,
+        "code": metrics.get("code"),
+        "run_scores": {"split": metrics.get("split", "val"), **{k: metrics.get(k) for k in SHIPPED_SCORES}},
+    }
+    scores = score_network(network(name, record, weights), data, split)
+    record["shipped_scores"] = {"split": split, **{k: scores[k] for k in SHIPPED_SCORES}}
+    fsutil.write_text_atomically(out / f"{name}.json", json.dumps(record, indent=1) + "\n", new=True)
+    return record
 
 
 def _decode_files(files, image_size, failed=None) -> list:

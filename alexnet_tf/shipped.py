@@ -1,16 +1,18 @@
 """The trained networks this project ships, each in one line: ``alexnet_tf.pretrained("tiny200")``.
 
 A shipped network is two files in ``alexnet_tf/weights/``:
-- ``<name>.json``, its record (part of the package): the sha256 and size of its weights file, its
-  classes (wnid and words, in the order of its outputs), the config it was trained with, its input
-  normalisation, the commit and command that trained it, the run's val score and the shipped
-  file's own;
+- ``<name>.json``, its record (part of the package): what a run's ``models.json`` holds of a model
+  file (the weights file's sha256, the class count and input shape), the file's size, its classes
+  (``class_names``: wnid and words, in the order of its outputs), the config it was trained with,
+  its input normalisation, the commit and command that trained it, the run's val score and the
+  shipped file's own;
 - its weights file, ``<name>.weights.npz``: the model's weights in order, as float16 (half of
   float32's size; the record's score is the float16 file's). It is kept in the repository, not in
   the package: inside a checkout it is read where it lies; a pip-installed package fetches it once
   from the repository (``keras.utils.get_file``), checks its sha256 and caches it.
 
-``benchmarks/ship_pretrained.py`` writes both from a finished run folder.
+``alexnet_tf.saved_run.ship`` writes both from a finished run folder
+(``benchmarks/ship_pretrained.py`` on the command line).
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ def pretrained(name: str = "tiny200", weights_dir=None, cache_dir=None, base_url
 def network(name: str, rec: dict, path) -> Pretrained:
     """The network that record ``rec`` describes, with the weights of the file at ``path``."""
     config = TrainConfig.from_json(json.dumps(rec["config"]), source=f"{name}.json")
-    classes = [tuple(c) for c in rec["classes"]]
+    classes = [tuple(c) for c in rec["class_names"]]
+    if len(classes) != rec["classes"] or [config.image_size, config.image_size, 3] != rec["input_shape"]:
+        raise ValueError(f"{name}.json contradicts itself: its class count or input shape is not its config's")
     model = MODELS.lookup(config.variant)(config, len(classes), rec["mean"], rec["variance"])
     with np.load(path) as arrays:
         weights = [arrays[f"w{i}"] for i in range(len(arrays.files))]

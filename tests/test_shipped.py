@@ -4,7 +4,6 @@ the package has no weights file beside it, and used by predict and Grad-CAM."""
 
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -13,13 +12,10 @@ from test_data_prep import _Server
 from alexnet_tf import shipped
 from alexnet_tf.explain import grad_cam
 from alexnet_tf.run_folder import RunFolder
-from alexnet_tf.saved_run import predict_files, score_network
-from conftest import REPO, cli
+from alexnet_tf.saved_run import predict_files, score_network, ship
+from conftest import cli
 from data_prep.fsutil import file_sha256
 from data_prep.images import load_dataset
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from ship_pretrained import ship
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +53,7 @@ def test_predict_with_a_shipped_network_needs_no_run_folder(toy, synthetic_root,
     code, printed, err = cli(["predict", "--pretrained", "toy", image, "--top", "3"], capsys)
     assert code == 0, err
     lines = printed.splitlines()
-    assert lines[0] == str(image) and len(lines) == 4 and lines[1].split()[1] in {c[0] for c in record["classes"]}
+    assert lines[0] == str(image) and len(lines) == 4 and lines[1].split()[1] in {c[0] for c in record["class_names"]}
     assert list(predict_files(shipped.pretrained("toy"), [image])["file"]) == [str(image)]
     code, _, err = cli(["predict", "--pretrained", "nothing", image], capsys)
     assert code == 1 and "no shipped network 'nothing'" in err and "toy" in err
@@ -91,4 +87,13 @@ def test_a_changed_weights_file_in_the_checkout_is_refused(toy, tmp_path):
     data[-1] ^= 1
     (copy / record["file"]).write_bytes(bytes(data))
     with pytest.raises(ValueError, match="is not the file its record names"):
+        shipped.pretrained("toy", weights_dir=copy)
+
+
+def test_a_record_that_contradicts_its_config_is_refused(toy, tmp_path):
+    out, record = toy
+    copy = tmp_path / "weights"
+    shutil.copytree(out, copy)
+    (copy / "toy.json").write_text(json.dumps({**record, "classes": record["classes"] + 1}))
+    with pytest.raises(ValueError, match="contradicts itself"):
         shipped.pretrained("toy", weights_dir=copy)
