@@ -13,11 +13,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The notebooks' data and runs go to a fresh temporary folder (alexnet_tf.colab.setup reads these), so
 # that each session trains their runs afresh and nothing is written into the checkout's data/ or runs/.
+# Each test process has its own (pytest-xdist's workers inherit the environment of the process that
+# started them, so a folder this file chose there, named in ALEXNET_TF_TEST_SCRATCH, is replaced).
 _SCRATCH = None
-if "ALEXNET_TF_RUNS_DIR" not in os.environ or "ALEXNET_TF_DATA_DIR" not in os.environ:
-    _SCRATCH = Path(tempfile.mkdtemp(prefix="alexnet-tf-notebooks-"))
-    os.environ.setdefault("ALEXNET_TF_DATA_DIR", str(_SCRATCH / "data"))
-    os.environ.setdefault("ALEXNET_TF_RUNS_DIR", str(_SCRATCH / "runs"))
+_OURS = os.environ.get("ALEXNET_TF_TEST_SCRATCH")
+for _variable, _folder in (("ALEXNET_TF_DATA_DIR", "data"), ("ALEXNET_TF_RUNS_DIR", "runs")):
+    if _variable not in os.environ or (_OURS and os.environ[_variable].startswith(_OURS)):
+        _SCRATCH = _SCRATCH or Path(tempfile.mkdtemp(prefix="alexnet-tf-notebooks-"))
+        os.environ[_variable] = str(_SCRATCH / _folder)
+if _SCRATCH is not None:
+    os.environ["ALEXNET_TF_TEST_SCRATCH"] = str(_SCRATCH)
 
 REPO = Path(__file__).resolve().parent
 # What pytest itself leaves, Python's bytecode and coverage's data (under `coverage run`): allowed to appear.
@@ -50,12 +55,26 @@ def checkout_state() -> set[str] | None:
 SLOW_NOTEBOOKS = ("06_experiments.ipynb",)
 
 
+# Session fixtures costly enough that the files using them share one pytest-xdist worker, which makes
+# them once (each worker makes its own copy of any session fixture it uses).
+SHARED_FIXTURES = ("learned_run", "real_root")
+
+
 def pytest_collection_modifyitems(config, items):
     import pytest
 
+    files = {}
     for item in items:
+        files.setdefault(Path(str(item.fspath)), []).append(item)
         if Path(str(item.fspath)).name in SLOW_NOTEBOOKS:
             item.add_marker(pytest.mark.slow)
+    # Under `--dist loadgroup` (pyproject.toml's addopts) a group runs whole on one worker: a file
+    # (a notebook's cells in order, a module's fixtures made once), or the files sharing a costly fixture.
+    for path, file_items in files.items():
+        used = set().union(*(getattr(item, "fixturenames", ()) for item in file_items))
+        group = next((name for name in SHARED_FIXTURES if name in used), path.name)
+        for item in file_items:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionstart(session):
