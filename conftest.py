@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 # The notebooks run in quick mode under test: the same code path on the small synthetic set.
 os.environ.setdefault("ALEXNET_QUICK", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -60,9 +62,8 @@ SLOW_NOTEBOOKS = ("06_experiments.ipynb",)
 SHARED_FIXTURES = ("learned_run", "real_root")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     files = {}
     for item in items:
         files.setdefault(Path(str(item.fspath)), []).append(item)
