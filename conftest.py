@@ -69,11 +69,13 @@ def pytest_collection_modifyitems(config, items):
         files.setdefault(Path(str(item.fspath)), []).append(item)
         if Path(str(item.fspath)).name in SLOW_NOTEBOOKS:
             item.add_marker(pytest.mark.slow)
-    # Under `--dist loadgroup` (pyproject.toml's addopts) a group runs whole on one worker: a file
-    # (a notebook's cells in order, a module's fixtures made once), or the files sharing a costly fixture.
+    # Under `--dist loadgroup` (pyproject.toml's addopts) a group runs whole on one worker, in order: the
+    # notebooks (as a user runs them: notebook 5 evaluates notebook 4's run), the files sharing a costly
+    # fixture, or else a file (a module's fixtures made once).
     for path, file_items in files.items():
         used = set().union(*(getattr(item, "fixturenames", ()) for item in file_items))
-        group = next((name for name in SHARED_FIXTURES if name in used), path.name)
+        shared = next((name for name in SHARED_FIXTURES if name in used), path.name)
+        group = "notebooks" if path.suffix == ".ipynb" else shared
         for item in file_items:
             item.add_marker(pytest.mark.xdist_group(group))
 
