@@ -54,7 +54,7 @@ def checkout_state() -> set[str] | None:
 
 
 # Notebooks whose cells take over 20 s (nbval's items carry no markers of their own).
-SLOW_NOTEBOOKS = ("06_experiments.ipynb",)
+SLOW_NOTEBOOKS = ("06_experiments.ipynb", "07_transfer_learning.ipynb")
 
 
 # Session fixtures costly enough that the files using them share one pytest-xdist worker, which makes
