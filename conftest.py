@@ -69,6 +69,8 @@ def pytest_collection_modifyitems(config, items):
         files.setdefault(Path(str(item.fspath)), []).append(item)
         if Path(str(item.fspath)).name in SLOW_NOTEBOOKS:
             item.add_marker(pytest.mark.slow)
+    if not config.pluginmanager.hasplugin("xdist"):  # e.g. CI's floor environment: one process, no groups
+        return
     # Under `--dist loadgroup` (pyproject.toml's addopts) a group runs whole on one worker, in order: the
     # notebooks (as a user runs them: notebook 5 evaluates notebook 4's run), the files sharing a costly
     # fixture, or else a file (a module's fixtures made once).
