@@ -1,7 +1,7 @@
 """Saved runs: a finished run folder loaded, evaluated again (on any split or other data), used
 to predict image files, and shipped as a network (``ship``), as ``sample.py`` stands beside
-``train.py``. ``alexnet_tf.training``
-trains; this module never trains, and reads its folders through ``alexnet_tf.run_folder``.
+``train.py``. ``alexnet_tf.training`` trains; this module never trains, and reads its folders
+through ``alexnet_tf.run_folder``.
 """
 
 from __future__ import annotations
