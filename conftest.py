@@ -13,13 +13,17 @@ import pytest
 os.environ.setdefault("ALEXNET_QUICK", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The notebooks' data and runs go to a fresh temporary folder (alexnet_tf.colab.setup reads these), so
+# The notebooks' data and runs (alexnet_tf.colab.setup reads these) and decode cache go to a fresh temporary folder, so
 # that each session trains their runs afresh and nothing is written into the checkout's data/ or runs/.
 # Each test process has its own (pytest-xdist's workers inherit the environment of the process that
 # started them, so a folder this file chose there, named in ALEXNET_TF_TEST_SCRATCH, is replaced).
 _SCRATCH = None
 _OURS = os.environ.get("ALEXNET_TF_TEST_SCRATCH")
-for _variable, _folder in (("ALEXNET_TF_DATA_DIR", "data"), ("ALEXNET_TF_RUNS_DIR", "runs")):
+for _variable, _folder in (
+    ("ALEXNET_TF_DATA_DIR", "data"),
+    ("ALEXNET_TF_RUNS_DIR", "runs"),
+    ("ALEXNET_TF_CACHE", "cache"),
+):
     if _variable not in os.environ or (_OURS and os.environ[_variable].startswith(_OURS)):
         _SCRATCH = _SCRATCH or Path(tempfile.mkdtemp(prefix="alexnet-tf-notebooks-"))
         os.environ[_variable] = str(_SCRATCH / _folder)
